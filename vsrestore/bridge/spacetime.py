@@ -1,0 +1,165 @@
+"""Windows for space-time networks that make 2N-1 frames from N (MSITF: 7 outputs from 4 inputs).
+
+Layout, per scene: windows of 4 source frames with stride 3 (neighbours share a frame) on a grid
+starting at frame 0; a window that would run past the clip's end is aligned to the end instead, so
+every output frame exists. Output 2s belongs to source frame s, output 2s+1 is the midpoint between
+s and s+1; an output two windows could make comes from the earlier one (the authors' rule).
+
+Scene cuts: a grid window that contains a cut is replaced, for the frames before the cut, by a
+window aligned to the end of their scene and, for the frames after, by one aligned to the start of
+theirs; a scene shorter than 4 frames fills its window by repeating its last frame. The midpoint
+output across a cut is not interpolated: it repeats the output of the last frame before the cut.
+
+Everything is decided from frames at most 5 before and 6 after the grid window's first frame, all
+wired in the graph, so any output can be computed alone, in any order.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+import vapoursynth as vs
+
+from .cache import BoundedCache
+from .windows import copy_props, is_cut, shift, windowed_node
+
+core = vs.core
+
+WINDOW = 4
+STRIDE = 3
+OUTPUTS = 2 * WINDOW - 1
+# Source frames around the grid window's first frame that a window may need: an end-of-clip window
+# starts up to 2 frames earlier, and a scene ending in it may reach 3 further back.
+LOOK_BEHIND, LOOK_AHEAD = 5, 6
+
+
+@dataclass(frozen=True)
+class SpaceTimeWindow:
+    """What output frame ``m`` needs: a window of source frames and which of its outputs to take."""
+
+    m: int
+    indices: tuple[int, ...]  # absolute source frames of the window (4, repeats at short scenes)
+    frames: tuple[vs.VideoFrame, ...]
+    position: int  # index into the network's 7 outputs
+    anchor: vs.VideoFrame  # the source frame whose props the output keeps
+
+
+def output_length(num_frames: int, length: str) -> int:
+    """2N-1 (``"2n-1"``, the paper's) or 2N (``"2n"``: the last frame repeated once more)."""
+    return 2 * num_frames - 1 if length == "2n-1" else 2 * num_frames
+
+
+def grid_index(m: int) -> int:
+    """Grid window that makes output ``m`` (the earlier one where two windows could)."""
+    return 0 if m == 0 else (m - 1) // (2 * STRIDE)
+
+
+class SpaceTimeWindows:
+    """Wires, for every output frame, the source frames its window may need and resolves the window."""
+
+    def __init__(self, clip: vs.VideoNode, length: str = "2n-1") -> None:
+        if length not in ("2n-1", "2n"):
+            raise ValueError(f'length must be "2n-1" or "2n", not {length!r}')
+        self.clip = clip
+        self.length = length
+        self.num_outputs = output_length(clip.num_frames, length)
+
+    def clips(self) -> list[vs.VideoNode]:
+        """One clip per neighbour offset -5..6 of the grid window start, indexed by output frame."""
+        out = []
+        for k in range(-LOOK_BEHIND, LOOK_AHEAD + 1):
+            per_grid = core.std.SelectEvery(shift(self.clip, k), STRIDE, 0, modify_duration=False)
+            per_output = per_grid[0] + core.std.Interleave([per_grid] * (2 * STRIDE), modify_duration=False)
+            out.append(per_output[: self.num_outputs])
+        return out
+
+    def resolve(self, m: int, frames: Sequence[vs.VideoFrame]) -> SpaceTimeWindow:
+        """The window and output position for output ``m``; ``frames`` come from :meth:`clips`."""
+        n = self.clip.num_frames
+        start = STRIDE * grid_index(m)  # of the frames wired for m, before the tail remap below
+        if m == 2 * n - 1:  # the "2n" tail repeats the last frame
+            m = 2 * n - 2
+        base = start - LOOK_BEHIND  # frames[j] is source frame clamp(base + j)
+        last = n - 1
+
+        def frame(i: int) -> vs.VideoFrame:
+            # Slot j holds source frame clamp(base + j); every i asked for here lies in 0..last.
+            return frames[i - base]
+
+        def cut_after(i: int) -> bool:  # a cut between source frames i and i+1 (or the clip's end)
+            return i >= last or is_cut(frame(i), frame(i + 1))
+
+        s, midpoint = divmod(m, 2)
+        if midpoint and cut_after(s):
+            midpoint = 0  # never a blend across a cut: repeat frame s's output
+        # Grid window, aligned to the clip's end when it would run past it.
+        lo = max(min(start, n - WINDOW), 0)
+        hi = min(lo + WINDOW - 1, last)
+        if any(cut_after(i) for i in range(lo, hi)):
+            end = next((i for i in range(s, hi) if cut_after(i)), None)
+            if end is not None:  # s's scene ends in this window: align to that end
+                lo = end - WINDOW + 1
+                while lo < 0 or any(cut_after(i) for i in range(lo, end)):
+                    lo += 1
+                hi = end
+            else:  # s's scene starts in this window: align to that start
+                lo = max(i for i in range(lo, s) if cut_after(i)) + 1
+                hi = lo
+                while hi < lo + WINDOW - 1 and not cut_after(hi):
+                    hi += 1
+        indices = tuple(min(lo + k, hi) for k in range(WINDOW))  # short scenes repeat their last frame
+        return SpaceTimeWindow(
+            m=m,
+            indices=indices,
+            frames=tuple(frame(i) for i in indices),
+            position=2 * indices.index(s) + midpoint,
+            anchor=frame(s),
+        )
+
+
+def doubled_rate_template(clip: vs.VideoNode, fmt: int, width: int, height: int, length: str) -> vs.VideoNode:
+    """A blank clip with the output's format, size, 2N-1 or 2N frames and twice the frame rate."""
+    if clip.fps.numerator == 0:
+        raise ValueError("clip has a variable frame rate (fps 0); a doubled frame rate needs a constant one")
+    fps = clip.fps * 2  # Fraction: stays exact (24000/1001 -> 48000/1001)
+    return core.std.BlankClip(
+        clip, width=width, height=height, format=fmt, length=output_length(clip.num_frames, length),
+        fpsnum=fps.numerator, fpsden=fps.denominator, keep=True,
+    )
+
+
+def spacetime_node(
+    clip: vs.VideoNode,
+    template: vs.VideoNode,
+    infer: Callable[[SpaceTimeWindow], torch.Tensor],
+    write: Callable[[torch.Tensor, vs.VideoFrame], None],
+    *,
+    length: str = "2n-1",
+    num_streams: int = 1,
+    cache: BoundedCache[torch.Tensor] | None = None,
+) -> vs.VideoNode:
+    """Render a 2x-frame-rate clip with a network that makes 7 outputs from 4 inputs.
+
+    ``infer(window)`` runs the network once per distinct window and returns its 7 outputs
+    (``(7, ...)``); a bounded cache, keyed by the window's source frame numbers, serves the outputs
+    that share it (``cache``, by default room for ``2 * num_streams + 2`` windows: consecutive
+    outputs share a window, so only the windows in flight need keeping). ``write(output, frame)`` stores one output in a frame of ``template``'s format.
+    Each output frame keeps the props of its source frame, with half its duration.
+    """
+    windows = SpaceTimeWindows(clip, length)
+    if cache is None:
+        cache = BoundedCache(2 * num_streams + 2)
+
+    def render(m: int, frames: Sequence[vs.VideoFrame], out: vs.VideoFrame) -> None:
+        win = windows.resolve(m, frames)
+        outputs = cache.get_or_compute(win.indices, lambda: infer(win))
+        write(outputs[win.position], out)
+        copy_props(win.anchor, out)
+        num, den = out.props.get("_DurationNum"), out.props.get("_DurationDen")
+        if num and den:
+            half = Fraction(int(num), int(den)) / 2
+            out.props["_DurationNum"], out.props["_DurationDen"] = half.numerator, half.denominator
+
+    return windowed_node(template, windows.clips(), render, num_streams=num_streams)
