@@ -52,6 +52,9 @@ def frames_to_tensor(
     plane_ids = list(range(first.format.num_planes)) if planes is None else list(planes)
     height, width = plane_view(first, plane_ids[0]).shape
     if device.type == "cuda" and cuda_transfer.available():
+        for frame in frames:
+            for plane in plane_ids:
+                _checked_view(frame, plane, (height, width))
         raw = cuda_transfer.upload_planes(frames, plane_ids, device)
         out = raw.to(dtype)
     else:
@@ -60,7 +63,7 @@ def frames_to_tensor(
         host = staging.numpy()
         for t, frame in enumerate(frames):
             for c, plane in enumerate(plane_ids):
-                host[t, c] = plane_view(frame, plane)
+                host[t, c] = _checked_view(frame, plane, (height, width))
         out = staging.to(device, dtype, non_blocking=True)
     if scale != 1.0:
         out.mul_(scale)
@@ -98,8 +101,18 @@ def tensor_to_frame(
         raise ValueError(f"expected a (C={len(plane_ids)}, H, W) tensor, got {tuple(tensor.shape)}")
     samples = quantize(tensor, fmt, scale=sample_scale(fmt) if scale is None else scale)
     if samples.device.type == "cuda" and cuda_transfer.available():
+        for plane in plane_ids:
+            _checked_view(frame, plane, tuple(tensor.shape[1:]))
         cuda_transfer.download_planes(samples, frame, plane_ids)
         return
     samples = samples.cpu()
     for c, plane in enumerate(plane_ids):
-        torch.from_numpy(plane_view(frame, plane)).copy_(samples[c])
+        torch.from_numpy(_checked_view(frame, plane, tuple(tensor.shape[1:]))).copy_(samples[c])
+
+
+def _checked_view(frame: vs.VideoFrame, plane: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The plane's view, refusing a size mismatch that numpy or torch would silently broadcast."""
+    view = plane_view(frame, plane)
+    if view.shape != shape:
+        raise ValueError(f"plane {plane} is {view.shape[1]}x{view.shape[0]}, expected {shape[1]}x{shape[0]}")
+    return view

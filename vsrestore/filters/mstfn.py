@@ -75,6 +75,7 @@ def mstfn(
     in_bits = bits if in_bits is None else check_int(NAME, "in_bits", in_bits, range(1, bits + 1))
     check_int(NAME, "out_depth", out_depth, (10, 12, 16, 32))
     tile_size, overlap = tile_arg(NAME, tile, overlap)
+    check_int(NAME, "num_streams", num_streams, range(1, 33))
     if not isinstance(stage1_cache, bool):
         fail(NAME, f"stage1_cache must be True or False; got {stage1_cache!r}")
     net = resolve_model(NAME, model, "mstfn", default="mstfn")

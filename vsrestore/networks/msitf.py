@@ -1,0 +1,732 @@
+"""MSITF: space-time video super-resolution (x4 space, x2 time).
+
+Pure-PyTorch re-implementation of the network of "Space-Time Video Super-Resolution via
+Multi-Scale Feature Interpolation and Temporal Feature Fusion" (code: carpenterChina/MSITF,
+``models/modules/mystvsr07.py``, a fork of Zooming Slow-Mo with a SwinV2 / Swin2SR-style
+reconstruction trunk). With the default :class:`MSITFConfig` the module names reproduce the
+authors' state-dict keys and shapes exactly (432 entries, 5,585,611 parameters).
+
+Contract: input ``(B, 4, 3, h, w)``, four low-resolution **RGB** frames in [0, 1]; output
+``(B, 7, 3, 4h, 4w)``: outputs 0, 2, 4, 6 belong to inputs 0..3, outputs 1, 3, 5 are the
+midpoints between them. The network predicts a residual on the trilinear space-time
+interpolation of the input (``align_corners=False``, as the authors do, so only outputs
+0, 3 and 6 sample the time axis exactly at input frames). The output is not clamped.
+
+Pipeline: per-frame features (conv + 5 residual blocks, zero-padded right/bottom to a
+multiple of the attention window) with an L1/L2/L3 pyramid; a PCD alignment synthesises the
+features between each pair of frames; a bidirectional deformable ConvLSTM runs over the 7
+feature maps; a per-pixel temporal self-attention mixes the 7 steps; a Swin V2 trunk
+(6 residual Swin blocks, 8x8 windows, cosine attention with continuous position bias)
+reconstructs each step; two pixel shuffles upscale x4.
+
+Computable buffers (``relative_coords_table``, ``relative_position_index``, ``attn_mask``):
+they are ordinary persistent buffers, so :meth:`~torch.nn.Module.state_dict` lists them
+under the authors' keys and the authors' state dicts load with ``strict=True``. Their
+owners override ``_load_from_state_dict`` so that the values are always recomputed rather
+than loaded: a state dict may contain them (accepted and ignored; a table or index of the
+wrong shape is reported as a load error, since it means a different window size) or lack
+them (also fine with ``strict=True``). The ``attn_mask`` buffer has the shape the authors
+built for their 32x32 training crops; the forward pass never uses it but builds the
+shifted-window mask for the actual padded size, cached per size, so any input size works.
+
+This module has no VapourSynth dependency.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .deform_conv import ModulatedDeformConvPack
+
+__all__ = ["MSITF", "MSITFConfig"]
+
+FRAME_CHANNELS = 3
+SCALE = 4
+
+# The authors clamp the cosine-attention temperature at ln(100), computed as a float32 tensor;
+# using its float32 rounding keeps float64 runs bit-compatible with theirs.
+_LOGIT_SCALE_MAX = float(torch.tensor(100.0).log())
+
+
+@dataclass(frozen=True)
+class MSITFConfig:
+    """Width and depth of an :class:`MSITF`.
+
+    The defaults are the authors' network (their names in brackets). Other values give
+    lighter or heavier variants with the same topology, for training our own weights.
+
+    Attributes:
+        features: channels of every feature map [nf=64]; also the trunk embedding width.
+        deform_groups: offset groups of the deformable convolutions [groups=8].
+        front_blocks: residual blocks of the per-frame feature extractor [front_RBs=5].
+        input_frames: low-resolution frames per window [4]; the output has
+            ``2 * input_frames - 1``.
+        max_offset: bound of the deformable offsets in pixels, ``max_offset * tanh(.)`` [10].
+        temporal_heads: heads of the per-pixel temporal self-attention [8].
+        trunk_layers: residual Swin blocks (RSTB) in the trunk [len(depths)=6].
+        trunk_blocks: Swin blocks per RSTB, alternately unshifted and shifted [depths[i]=2].
+        trunk_heads: heads of the window attention [num_heads[i]=4].
+        window_size: side of the attention windows [8].
+        mlp_ratio: hidden width of the Swin MLPs relative to ``features`` [2].
+        cpb_hidden: hidden width of the continuous-position-bias MLP [512].
+        mask_resolution: side of the feature map the authors built their stored
+            ``attn_mask`` buffers for [img_size=32]; it only sets that buffer's shape.
+    """
+
+    features: int = 64
+    deform_groups: int = 8
+    front_blocks: int = 5
+    input_frames: int = 4
+    max_offset: float = 10.0
+    temporal_heads: int = 8
+    trunk_layers: int = 6
+    trunk_blocks: int = 2
+    trunk_heads: int = 4
+    window_size: int = 8
+    mlp_ratio: float = 2.0
+    cpb_hidden: int = 512
+    mask_resolution: int = 32
+
+    def __post_init__(self) -> None:
+        positive = {
+            "features": self.features,
+            "deform_groups": self.deform_groups,
+            "input_frames": self.input_frames,
+            "temporal_heads": self.temporal_heads,
+            "trunk_heads": self.trunk_heads,
+            "window_size": self.window_size,
+            "cpb_hidden": self.cpb_hidden,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.input_frames < 2:
+            raise ValueError(f"input_frames must be >= 2, got {self.input_frames}")
+        if self.front_blocks < 0 or self.trunk_layers < 0 or self.trunk_blocks < 0:
+            raise ValueError("front_blocks, trunk_layers and trunk_blocks must be >= 0")
+        for name, heads in (
+            ("deform_groups", self.deform_groups),
+            ("temporal_heads", self.temporal_heads),
+            ("trunk_heads", self.trunk_heads),
+        ):
+            if self.features % heads:
+                raise ValueError(f"features ({self.features}) must be divisible by {name} ({heads})")
+        if self.window_size < 2:
+            raise ValueError(f"window_size must be >= 2, got {self.window_size}")
+        if self.mask_resolution % self.window_size or self.mask_resolution <= self.window_size:
+            raise ValueError(
+                f"mask_resolution ({self.mask_resolution}) must be a multiple of window_size "
+                f"({self.window_size}) larger than it"
+            )
+        if self.max_offset <= 0 or self.mlp_ratio <= 0:
+            raise ValueError("max_offset and mlp_ratio must be > 0")
+
+    @property
+    def output_frames(self) -> int:
+        """Frames produced per window: the inputs and the midpoints between them."""
+        return 2 * self.input_frames - 1
+
+    @property
+    def pad_multiple(self) -> int:
+        """Features are padded to this multiple: whole attention windows and two /2 pyramid
+        levels (the authors' 8)."""
+        return math.lcm(self.window_size, 4)
+
+
+def _lrelu(x: Tensor) -> Tensor:
+    return F.leaky_relu(x, 0.1)
+
+
+# --------------------------------------------------------------------------------------------
+# Feature extraction and alignment (Zooming Slow-Mo lineage)
+# --------------------------------------------------------------------------------------------
+
+
+class ResidualBlockNoBN(nn.Module):
+    """conv1 -> ReLU -> conv2, plus identity (``ResidualBlock_noBN``)."""
+
+    def __init__(self, nf: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.conv2 = nn.Conv2d(nf, nf, 3, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+class _PyramidMixin(nn.Module):
+    """Owns ``fea_L2_conv1/2`` and ``fea_L3_conv1/2`` (names fixed by the checkpoint keys)."""
+
+    def _init_pyramid(self, nf: int) -> None:
+        self.fea_L2_conv1 = nn.Conv2d(nf, nf, 3, 2, 1)
+        self.fea_L2_conv2 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.fea_L3_conv1 = nn.Conv2d(nf, nf, 3, 2, 1)
+        self.fea_L3_conv2 = nn.Conv2d(nf, nf, 3, 1, 1)
+
+    def pyramid(self, l1: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(L1, L2, L3) feature levels; L2 and L3 halve the resolution each."""
+        l2 = _lrelu(self.fea_L2_conv2(_lrelu(self.fea_L2_conv1(l1))))
+        l3 = _lrelu(self.fea_L3_conv2(_lrelu(self.fea_L3_conv1(l2))))
+        return l1, l2, l3
+
+
+Pyramid = tuple[Tensor, Tensor, Tensor]
+
+
+class PCDAlign(nn.Module):
+    """Pyramid, cascading, deformable alignment with three levels (``PCD_Align``).
+
+    Only the first input's features are sampled; the second only steers the offsets (the
+    authors' code samples ``(a + a) / 2``). That is the published model, so it is kept.
+    """
+
+    def __init__(self, nf: int, groups: int, max_offset: float) -> None:
+        super().__init__()
+
+        def dcn() -> ModulatedDeformConvPack:
+            return ModulatedDeformConvPack(
+                nf, nf, 3, padding=1, deformable_groups=groups, max_offset=max_offset
+            )
+
+        self.L3_offset_conv1_1 = nn.Conv2d(2 * nf, nf, 3, 1, 1)
+        self.L3_offset_conv2_1 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.L3_dcnpack_1 = dcn()
+        self.L2_offset_conv1_1 = nn.Conv2d(2 * nf, nf, 3, 1, 1)
+        self.L2_offset_conv2_1 = nn.Conv2d(2 * nf, nf, 3, 1, 1)
+        self.L2_offset_conv3_1 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.L2_dcnpack_1 = dcn()
+        self.L2_fea_conv_1 = nn.Conv2d(2 * nf, nf, 3, 1, 1)
+        self.L1_offset_conv1_1 = nn.Conv2d(2 * nf, nf, 3, 1, 1)
+        self.L1_offset_conv2_1 = nn.Conv2d(2 * nf, nf, 3, 1, 1)
+        self.L1_offset_conv3_1 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.L1_dcnpack_1 = dcn()
+        self.L1_fea_conv_1 = nn.Conv2d(2 * nf, nf, 3, 1, 1)
+
+    @staticmethod
+    def _up2(x: Tensor) -> Tensor:
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+    def forward(self, a: Pyramid, b: Pyramid) -> Tensor:
+        """Features of ``a`` aligned towards ``b``, at L1 resolution."""
+        o3 = _lrelu(self.L3_offset_conv1_1(torch.cat((a[2], b[2]), 1)))
+        o3 = _lrelu(self.L3_offset_conv2_1(o3))
+        f3 = _lrelu(self.L3_dcnpack_1(a[2], o3))
+
+        o2 = _lrelu(self.L2_offset_conv1_1(torch.cat((a[1], b[1]), 1)))
+        # Offsets are in pixels of their level, hence x2 when moving one level up.
+        o2 = _lrelu(self.L2_offset_conv2_1(torch.cat((o2, 2 * self._up2(o3)), 1)))
+        o2 = _lrelu(self.L2_offset_conv3_1(o2))
+        f2 = self.L2_dcnpack_1(a[1], o2)
+        f2 = _lrelu(self.L2_fea_conv_1(torch.cat((f2, self._up2(f3)), 1)))
+
+        o1 = _lrelu(self.L1_offset_conv1_1(torch.cat((a[0], b[0]), 1)))
+        o1 = _lrelu(self.L1_offset_conv2_1(torch.cat((o1, 2 * self._up2(o2)), 1)))
+        o1 = _lrelu(self.L1_offset_conv3_1(o1))
+        f1 = self.L1_dcnpack_1(a[0], o1)
+        return self.L1_fea_conv_1(torch.cat((f1, self._up2(f2)), 1))
+
+
+class EasyPCD(_PyramidMixin):
+    """Own pyramid + PCD alignment + 1x1 fusion, used on (input, state) pairs (``Easy_PCD``)."""
+
+    def __init__(self, nf: int, groups: int, max_offset: float) -> None:
+        super().__init__()
+        self._init_pyramid(nf)
+        self.pcd_align = PCDAlign(nf, groups, max_offset)
+        self.fusion = nn.Conv2d(nf, nf, 1)
+
+    def forward(self, x: Tensor, state: Tensor) -> Tensor:
+        n = x.shape[0]
+        # One pyramid pass over both inputs halves the number of convolution calls.
+        levels = self.pyramid(torch.cat((x, state), 0))
+        a = (levels[0][:n], levels[1][:n], levels[2][:n])
+        b = (levels[0][n:], levels[1][n:], levels[2][n:])
+        return self.fusion(self.pcd_align(a, b))
+
+
+class ConvLSTMCell(nn.Module):
+    """Gates i, f, o, g from one 3x3 conv on ``cat(x, h)``."""
+
+    def __init__(self, nf: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2 * nf, 4 * nf, 3, 1, 1)
+
+    def forward(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        i, f, o, g = torch.chunk(self.conv(torch.cat((x, h), 1)), 4, dim=1)
+        c_next = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c_next), c_next
+
+
+class DeformableConvLSTM(nn.Module):
+    """ConvLSTM whose state is re-aligned to each input by deformable PCD (``forward_net``)."""
+
+    def __init__(self, nf: int, groups: int, max_offset: float) -> None:
+        super().__init__()
+        # Registered first to keep the authors' key order (cell_list, pcd_h, pcd_c).
+        self.cell_list = nn.ModuleList([ConvLSTMCell(nf)])
+        self.pcd_h = EasyPCD(nf, groups, max_offset)
+        self.pcd_c = EasyPCD(nf, groups, max_offset)
+
+    def forward(self, seq: Tensor) -> Tensor:
+        """``seq`` (B, T, C, H, W) -> hidden states (B, T, C, H, W); h and c start at zero."""
+        h = seq.new_zeros(seq.shape[:1] + seq.shape[2:])
+        c = torch.zeros_like(h)
+        cell = self.cell_list[0]
+        outputs = []
+        for t in range(seq.shape[1]):
+            x = seq[:, t]
+            h, c = cell(x, self.pcd_h(x, h), self.pcd_c(x, c))
+            outputs.append(h)
+        return torch.stack(outputs, 1)
+
+
+class BiDeformableConvLSTM(nn.Module):
+    """The same ``forward_net`` forwards and on the reversed sequence, merged by a 1x1 conv."""
+
+    def __init__(self, nf: int, groups: int, max_offset: float) -> None:
+        super().__init__()
+        self.forward_net = DeformableConvLSTM(nf, groups, max_offset)
+        self.conv_1x1 = nn.Conv2d(2 * nf, nf, 1)
+
+    def forward(self, seq: Tensor) -> Tensor:
+        b, t, c, h, w = seq.shape
+        # Both directions share weights, so they run as one batch of 2B sequences.
+        both = self.forward_net(torch.cat((seq, seq.flip(1)), 0))
+        fwd, rev = both[:b], both[b:].flip(1)
+        merged = self.conv_1x1(torch.cat((fwd, rev), 2).reshape(b * t, 2 * c, h, w))
+        return merged.view(b, t, c, h, w)
+
+
+class TemporalAttention(nn.Module):
+    """Multi-head self-attention over the time axis at every pixel (``attn``)."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x`` (N, T, C) tokens -> (N, T, C)."""
+        n, t, c = x.shape
+        qkv = self.qkv(x).reshape(n, t, 3, self.num_heads, c // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        attn = torch.softmax((q @ k.transpose(-2, -1)) * self.scale, dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(n, t, c))
+
+
+# --------------------------------------------------------------------------------------------
+# Swin V2 reconstruction trunk (Swin2SR style, post-norm, cosine attention)
+# --------------------------------------------------------------------------------------------
+
+
+def _relative_coords_table(window: int) -> Tensor:
+    """Log-spaced relative coordinates (1, 2w-1, 2w-1, 2) fed to the position-bias MLP.
+
+    Built in float32 step by step like the reference so that the values (and hence float64
+    runs after ``.double()``) agree bit for bit.
+    """
+    coords = torch.arange(-(window - 1), window, dtype=torch.float32)
+    table = torch.stack(torch.meshgrid(coords, coords, indexing="ij")).permute(1, 2, 0)
+    table = table.contiguous().unsqueeze(0)
+    table = table / (window - 1)
+    table = table * 8
+    return torch.sign(table) * torch.log2(torch.abs(table) + 1.0) / math.log2(8)
+
+
+def _relative_position_index(window: int) -> Tensor:
+    """(w*w, w*w) index of each token pair's relative offset into the flattened table."""
+    coords = torch.stack(
+        torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+    ).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
+    return rel[:, :, 0] * (2 * window - 1) + rel[:, :, 1]
+
+
+def _shift_window_mask(height: int, width: int, window: int, shift: int) -> Tensor:
+    """(nW, w*w, w*w) additive mask (0 / -100) separating regions that the cyclic shift
+    brought into one window (the standard Swin mask)."""
+    region = torch.zeros(height, width)
+    slices = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
+    label = 0
+    for hs in slices:
+        for ws in slices:
+            region[hs, ws] = label
+            label += 1
+    windows = region.view(height // window, window, width // window, window)
+    windows = windows.permute(0, 2, 1, 3).reshape(-1, window * window)
+    diff = windows.unsqueeze(1) - windows.unsqueeze(2)
+    return torch.where(diff != 0, torch.tensor(-100.0), torch.tensor(0.0))
+
+
+def _reset_computed_buffers(
+    module: nn.Module,
+    state_dict: dict[str, Any],
+    prefix: str,
+    names: tuple[str, ...],
+    shape_checked: tuple[str, ...],
+    error_msgs: list[str],
+) -> None:
+    """Drop computable buffers from ``state_dict`` so they are neither loaded nor reported
+    missing/unexpected; a table or index of the wrong shape means another window size."""
+    for name in names:
+        value = state_dict.pop(prefix + name, None)
+        if value is None or name not in shape_checked:
+            continue
+        own = getattr(module, name)
+        if tuple(value.shape) != tuple(own.shape):
+            error_msgs.append(
+                f"size mismatch for {prefix + name}: checkpoint {tuple(value.shape)}, "
+                f"model {tuple(own.shape)} (different attention window size?)"
+            )
+
+
+class WindowAttention(nn.Module):
+    """Swin V2 window attention: cosine similarity with a learned per-head temperature and a
+    continuous position bias ``16 * sigmoid(cpb_mlp(table))``."""
+
+    _COMPUTED = ("relative_coords_table", "relative_position_index")
+
+    def __init__(self, dim: int, window: int, num_heads: int, cpb_hidden: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.window = window
+        self.num_heads = num_heads
+        self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(num_heads, 1, 1)))
+        self.cpb_mlp = nn.Sequential(
+            nn.Linear(2, cpb_hidden), nn.ReLU(inplace=True), nn.Linear(cpb_hidden, num_heads, bias=False)
+        )
+        self.register_buffer("relative_coords_table", _relative_coords_table(window))
+        self.register_buffer("relative_position_index", _relative_position_index(window))
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(dim))
+        self.v_bias = nn.Parameter(torch.zeros(dim))
+        self.proj = nn.Linear(dim, dim)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        _reset_computed_buffers(self, state_dict, prefix, self._COMPUTED, self._COMPUTED, error_msgs)
+        # Present in our own state_dict, so the base loader would report them missing.
+        saved = {name: getattr(self, name) for name in self._COMPUTED}
+        for name, value in saved.items():
+            state_dict[prefix + name] = value
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+    def position_bias(self) -> Tensor:
+        """(heads, w*w, w*w) additive bias."""
+        n = self.window * self.window
+        table = self.cpb_mlp(self.relative_coords_table.to(self.q_bias.dtype))
+        bias = table.view(-1, self.num_heads)[self.relative_position_index.view(-1)]
+        return 16 * torch.sigmoid(bias.view(n, n, self.num_heads).permute(2, 0, 1))
+
+    def forward(self, x: Tensor, bias: Tensor, mask: Tensor | None) -> Tensor:
+        """``x`` (images * nW, w*w, C); ``bias`` from :meth:`position_bias`; ``mask``
+        (nW, w*w, w*w) or None. Windows must be grouped per image."""
+        bw, n, c = x.shape
+        qkv_bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
+        qkv = F.linear(x, self.qkv.weight, qkv_bias).reshape(bw, n, 3, self.num_heads, -1)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+        attn = attn * torch.clamp(self.logit_scale, max=_LOGIT_SCALE_MAX).exp()
+        attn = attn + bias.unsqueeze(0)
+        if mask is not None:
+            nw = mask.shape[0]
+            attn = attn.view(bw // nw, nw, self.num_heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
+            attn = attn.view(bw, self.num_heads, n, n)
+        attn = torch.softmax(attn, dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(bw, n, c))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+# Attention is evaluated on groups of whole images so that its (windows, heads, N, N) logits
+# stay below this many elements (about 256 MB in float32) whatever the frame size.
+_ATTN_CHUNK_ELEMENTS = 1 << 26
+
+
+class SwinBlock(nn.Module):
+    """Post-norm Swin V2 block: ``x + norm1(attn(x))``, then ``x + norm2(mlp(x))``."""
+
+    def __init__(self, cfg: MSITFConfig, shift: int) -> None:
+        super().__init__()
+        dim, window = cfg.features, cfg.window_size
+        self.window = window
+        self.shift = shift
+        if shift > 0:
+            # Kept only for checkpoint compatibility; forward builds the mask for the real size.
+            self.register_buffer(
+                "attn_mask",
+                _shift_window_mask(cfg.mask_resolution, cfg.mask_resolution, window, shift),
+            )
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, window, cfg.trunk_heads, cfg.cpb_hidden)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio))
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        if self.shift > 0:
+            # The stored mask's shape depends on the resolution the checkpoint's author built
+            # the model at; it is never used, so any shape (or none) is accepted.
+            _reset_computed_buffers(self, state_dict, prefix, ("attn_mask",), (), error_msgs)
+            state_dict[prefix + "attn_mask"] = self.attn_mask
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+    def forward(self, x: Tensor, size: tuple[int, int], mask: Tensor | None) -> Tensor:
+        """``x`` (B, H*W, C) tokens of (H, W) maps; ``mask`` the shifted-window mask for (H, W)."""
+        h, w = size
+        b, _, c = x.shape
+        ws = self.window
+        y = x.view(b, h, w, c)
+        if self.shift > 0:
+            y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
+        nwh, nww = h // ws, w // ws
+        windows = y.view(b, nwh, ws, nww, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
+
+        bias = self.attn.position_bias()
+        nw = nwh * nww
+        per_image = nw * self.attn.num_heads * ws**4
+        images_per_chunk = max(1, _ATTN_CHUNK_ELEMENTS // per_image)
+        step = images_per_chunk * nw
+        use_mask = mask if self.shift > 0 else None
+        parts = [self.attn(windows[i : i + step], bias, use_mask) for i in range(0, b * nw, step)]
+        out = parts[0] if len(parts) == 1 else torch.cat(parts, 0)
+
+        y = out.view(b, nwh, nww, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+        if self.shift > 0:
+            y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
+        x = x + self.norm1(y.reshape(b, h * w, c))
+        return x + self.norm2(self.mlp(x))
+
+
+class BasicLayer(nn.Module):
+    """The Swin blocks of one RSTB (``residual_group``), shift 0, w/2, 0, ..."""
+
+    def __init__(self, cfg: MSITFConfig) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            SwinBlock(cfg, 0 if i % 2 == 0 else cfg.window_size // 2)
+            for i in range(cfg.trunk_blocks)
+        )
+
+    def forward(self, x: Tensor, size: tuple[int, int], mask: Tensor | None) -> Tensor:
+        for blk in self.blocks:
+            x = blk(x, size, mask)
+        return x
+
+
+class PatchProj(nn.Module):
+    """1x1 conv to tokens, optionally LayerNorm'd (``patch_embed``; patch size 1)."""
+
+    def __init__(self, dim: int, norm: bool) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(dim, dim, 1)
+        if norm:
+            self.norm = nn.LayerNorm(dim)
+        else:
+            self.norm = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        tokens = self.proj(x).flatten(2).transpose(1, 2)
+        return tokens if self.norm is None else self.norm(tokens)
+
+
+def _tokens_to_map(x: Tensor, size: tuple[int, int]) -> Tensor:
+    b, _, c = x.shape
+    return x.transpose(1, 2).reshape(b, c, size[0], size[1])
+
+
+class RSTB(nn.Module):
+    """Residual Swin block group: blocks -> map -> 3x3 conv -> 1x1 conv -> tokens, + input."""
+
+    def __init__(self, cfg: MSITFConfig) -> None:
+        super().__init__()
+        self.residual_group = BasicLayer(cfg)
+        self.conv = nn.Conv2d(cfg.features, cfg.features, 3, 1, 1)
+        self.patch_embed = PatchProj(cfg.features, norm=False)
+
+    def forward(self, x: Tensor, size: tuple[int, int], mask: Tensor | None) -> Tensor:
+        y = _tokens_to_map(self.residual_group(x, size, mask), size)
+        return self.patch_embed(self.conv(y)) + x
+
+
+class SwinTrunk(nn.Module):
+    """Swin2SR body without upsampler (``recon_trunk``): ``conv_after_body(features(conv_first(x)))
+    + conv_first(x)``, on maps whose sides are multiples of the window."""
+
+    def __init__(self, cfg: MSITFConfig) -> None:
+        super().__init__()
+        nf = cfg.features
+        self.window = cfg.window_size
+        self.conv_first = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.patch_embed = PatchProj(nf, norm=True)
+        self.layers = nn.ModuleList(RSTB(cfg) for _ in range(cfg.trunk_layers))
+        self.norm = nn.LayerNorm(nf)
+        self.conv_after_body = nn.Conv2d(nf, nf, 3, 1, 1)
+        self._mask_cache: OrderedDict[tuple[Any, ...], Tensor] = OrderedDict()
+
+    def shift_mask(self, height: int, width: int, ref: Tensor) -> Tensor:
+        """Shifted-window mask for an (height, width) map, cached per size, device and dtype
+        (every shifted block of the trunk shares it)."""
+        key = (height, width, ref.device, ref.dtype)
+        mask = self._mask_cache.get(key)
+        if mask is None:
+            shift = self.window // 2
+            mask = _shift_window_mask(height, width, self.window, shift).to(ref.device, ref.dtype)
+            self._mask_cache[key] = mask
+            while len(self._mask_cache) > 4:
+                self._mask_cache.popitem(last=False)
+        else:
+            self._mask_cache.move_to_end(key)
+        return mask
+
+    def forward(self, x: Tensor) -> Tensor:
+        size = (x.shape[2], x.shape[3])
+        if size[0] % self.window or size[1] % self.window:
+            raise ValueError(f"trunk input {size} is not a multiple of the window {self.window}")
+        mask = self.shift_mask(size[0], size[1], x)
+        x = self.conv_first(x)
+        tokens = self.patch_embed(x)
+        for layer in self.layers:
+            tokens = layer(tokens, size, mask)
+        body = _tokens_to_map(self.norm(tokens), size)
+        return self.conv_after_body(body) + x
+
+
+# --------------------------------------------------------------------------------------------
+# Whole network
+# --------------------------------------------------------------------------------------------
+
+
+class MSITF(_PyramidMixin):
+    """MSITF space-time super-resolution network (see the module docstring).
+
+    ``forward(x)``: ``(B, 4, 3, h, w)`` RGB in [0, 1] -> ``(B, 7, 3, 4h, 4w)``, any h, w.
+    """
+
+    def __init__(self, config: MSITFConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else MSITFConfig()
+        cfg = self.config
+        nf = cfg.features
+        self.conv_first = nn.Conv2d(FRAME_CHANNELS, nf, 3, 1, 1)
+        self.feature_extraction = nn.Sequential(
+            *(ResidualBlockNoBN(nf) for _ in range(cfg.front_blocks))
+        )
+        self._init_pyramid(nf)
+        self.pcd_align = PCDAlign(nf, cfg.deform_groups, cfg.max_offset)
+        self.fusion = nn.Conv2d(nf, nf, 1)
+        self.ConvBLSTM = BiDeformableConvLSTM(nf, cfg.deform_groups, cfg.max_offset)
+        self.attn = TemporalAttention(nf, cfg.temporal_heads)
+        self.recon_trunk = SwinTrunk(cfg)
+        self.upconv1 = nn.Conv2d(nf, 4 * nf, 3, 1, 1)
+        self.upconv2 = nn.Conv2d(nf, 4 * nf, 3, 1, 1)
+        self.HRconv = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.conv_last = nn.Conv2d(nf, FRAME_CHANNELS, 3, 1, 1)
+
+    @property
+    def receptive_radius(self) -> int:
+        """Suggested tile overlap in input (low-resolution) pixels: 48 for the default config.
+
+        There is no small exact bound: the bidirectional ConvLSTM carries information across
+        all 7 steps and each step re-aligns through its own PCD pyramid, whose deformable
+        offsets reach ``max_offset`` pixels at every level (10 px at L1, 20 at L2, 40 at L3 in
+        L1 pixels), and the 6 RSTBs each span a window plus its shifted half (about 12 px) on
+        top; the strict dependency radius is several hundred pixels, i.e. the whole frame for
+        practical sizes, so no overlap makes tiles bit-identical to a whole-frame run. The
+        value returned covers the largest single deformable displacement (``max_offset`` at
+        the quarter-resolution level, 40 px) plus one attention window (8 px), rounded to a
+        multiple of the window so a tile grid can keep the window partition aligned. Trained
+        offsets follow the motion and attention concentrates on nearby tokens, so this is a
+        practical rather than a guaranteed overlap.
+        """
+        cfg = self.config
+        reach = math.ceil(cfg.max_offset * 4) + cfg.window_size
+        return math.ceil(reach / cfg.window_size) * cfg.window_size
+
+    def _check_input(self, x: Tensor) -> None:
+        n = self.config.input_frames
+        if x.dim() != 5 or x.shape[1] != n or x.shape[2] != FRAME_CHANNELS:
+            raise ValueError(
+                f"MSITF expects (B, {n}, {FRAME_CHANNELS}, h, w): {n} low-resolution RGB frames "
+                f"in [0, 1], frame-major; got shape {tuple(x.shape)}"
+            )
+        if x.shape[3] < 1 or x.shape[4] < 1:
+            raise ValueError(f"MSITF got an empty frame: shape {tuple(x.shape)}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, N, 3, h, w)`` -> ``(B, 2N-1, 3, 4h, 4w)`` (N = ``config.input_frames``)."""
+        self._check_input(x)
+        cfg = self.config
+        b, n, ch, h, w = x.shape
+        t = cfg.output_frames
+        nf = cfg.features
+
+        # Global residual: trilinear over (time, y, x), align_corners=False like the authors.
+        up = F.interpolate(
+            x.transpose(1, 2), size=(t, SCALE * h, SCALE * w), mode="trilinear", align_corners=False
+        ).transpose(1, 2)
+
+        l1 = _lrelu(self.conv_first(x.reshape(b * n, ch, h, w)))
+        m = cfg.pad_multiple
+        hp, wp = -(-h // m) * m, -(-w // m) * m
+        l1 = F.pad(l1, (0, wp - w, 0, hp - h))
+        levels = self.pyramid(self.feature_extraction(l1))
+        lv = [f.view(b, n, nf, f.shape[-2], f.shape[-1]) for f in levels]
+
+        # Features between frames k and k+1 for all k at once (one batch of B*(N-1) pairs).
+        def pairs(sel: slice) -> Pyramid:
+            return tuple(f[:, sel].reshape(b * (n - 1), nf, f.shape[-2], f.shape[-1]) for f in lv)
+
+        mid = self.fusion(self.pcd_align(pairs(slice(0, n - 1)), pairs(slice(1, n))))
+        mid = mid.view(b, n - 1, nf, hp, wp)
+        # Sequence F0, I0, F1, I1, ..., F_{N-1}.
+        seq = torch.stack((lv[0][:, :-1], mid), 2).reshape(b, 2 * (n - 1), nf, hp, wp)
+        seq = torch.cat((seq, lv[0][:, -1:]), 1)
+
+        feats = self.ConvBLSTM(seq)  # (B, T, C, Hp, Wp)
+        tokens = feats.permute(0, 3, 4, 1, 2).reshape(b * hp * wp, t, nf)
+        attn = self.attn(tokens).view(b, hp, wp, t, nf).permute(0, 3, 4, 1, 2)
+        feats = (feats + attn).reshape(b * t, nf, hp, wp)
+
+        out = self.recon_trunk(feats)[:, :, :h, :w]
+        out = _lrelu(F.pixel_shuffle(self.upconv1(out), 2))
+        out = _lrelu(F.pixel_shuffle(self.upconv2(out), 2))
+        out = self.conv_last(_lrelu(self.HRconv(out)))
+        return out.view(b, t, FRAME_CHANNELS, SCALE * h, SCALE * w) + up
