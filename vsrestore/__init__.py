@@ -1,12 +1,14 @@
 """vsrestore: neural video restoration as VapourSynth filters.
 
 - :func:`mstfn`: bit-depth enhancement (MSTFN);
+- :func:`stifn`: compression-artifact removal (STIFN);
 - :func:`scene_changes`: marks scene cuts so windows never cross them;
 - :mod:`vsrestore.models`: the registry of networks and ``load`` for checkpoints.
 """
 from . import models
 from .bridge.scenes import scene_changes
 from .filters.mstfn import mstfn
+from .filters.stifn import stifn
 
-__all__ = ["models", "mstfn", "scene_changes"]
+__all__ = ["models", "mstfn", "scene_changes", "stifn"]
 __version__ = "0.1.0"
