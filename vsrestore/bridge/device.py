@@ -14,7 +14,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     fallback, so a user never mistakes a CPU render for a GPU one.
     """
     if isinstance(device, torch.device):
-        text = str(device)
+        text = device.type if device.type == "cpu" else str(device)  # "cpu:0" is still the CPU
     elif isinstance(device, str):
         text = device.strip().lower()
     else:

@@ -55,8 +55,7 @@ def frames_to_tensor(
         for frame in frames:
             for plane in plane_ids:
                 _checked_view(frame, plane, (height, width))
-        raw = cuda_transfer.upload_planes(frames, plane_ids, device)
-        out = raw.to(dtype)
+        staging = cuda_transfer.upload_planes(frames, plane_ids, device).to(torch.float32)
     else:
         # Frame memory is read-only; numpy converts it straight into the tensor's own memory.
         staging = torch.empty((len(frames), len(plane_ids), height, width), dtype=torch.float32)
@@ -64,10 +63,10 @@ def frames_to_tensor(
         for t, frame in enumerate(frames):
             for c, plane in enumerate(plane_ids):
                 host[t, c] = _checked_view(frame, plane, (height, width))
-        out = staging.to(device, dtype, non_blocking=True)
+    # Scale in float32 before any cast: 16-bit samples overflow float16 (max 65504).
     if scale != 1.0:
-        out.mul_(scale)
-    return out
+        staging.mul_(scale)
+    return staging.to(device, dtype, non_blocking=True)
 
 
 def quantize(tensor: torch.Tensor, fmt: vs.VideoFormat, *, scale: float = 1.0) -> torch.Tensor:
