@@ -1,0 +1,1 @@
+"""Training and evaluation support: data readers, degradations and quality metrics."""
