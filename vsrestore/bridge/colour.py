@@ -19,6 +19,7 @@ core = vs.core
 MATRIX_RGB, MATRIX_BT709, MATRIX_UNSPECIFIED, MATRIX_BT470BG, MATRIX_ST170M = 0, 1, 2, 5, 6
 RANGE_LIMITED, RANGE_FULL = 0, 1  # the `_Range` and resize convention (R81+)
 CHROMALOC_LEFT = 0
+COLOUR_PROPS = ("_Matrix", "_Range", "_ColorRange", "_Transfer", "_Primaries", "_ChromaLocation")
 
 
 @dataclass(frozen=True)

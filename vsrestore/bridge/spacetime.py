@@ -157,6 +157,11 @@ def spacetime_node(
         outputs = cache.get_or_compute(win.indices, lambda: infer(win))
         write(outputs[win.position], out)
         copy_props(win.anchor, out)
+        # Output 2s and the midpoint 2s+1 both take frame s's props; only the midpoint can end a scene.
+        if m % 2 == 0 and m + 1 < windows.num_outputs and "_SceneChangeNext" in out.props:
+            out.props["_SceneChangeNext"] = 0
+        if m % 2 == 1 and "_SceneChangePrev" in out.props:
+            out.props["_SceneChangePrev"] = 0
         num, den = out.props.get("_DurationNum"), out.props.get("_DurationDen")
         if num and den:
             half = Fraction(int(num), int(den)) / 2

@@ -50,7 +50,8 @@ class Runner:
         self.net.requires_grad_(False)
 
     def __call__(self, method: str, *args: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
+        # no_grad rather than inference_mode: callers post-process results in place.
+        with torch.no_grad():
             return getattr(self.net, method)(*(a.to(self.dtype) for a in args)).float()
 
 

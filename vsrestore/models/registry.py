@@ -6,6 +6,7 @@ read a config back from a bare state dict (the authors' checkpoints carry no con
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ..networks.msitf import MSITF, MSITFConfig
 from ..networks.mstfn import MSTFN, MSTFNConfig
 from ..networks.stifn import STIFN, STIFN_PRESETS, STIFNConfig
 
@@ -81,6 +83,32 @@ def _infer_stifn(sd: StateDict) -> STIFNConfig:
     )
 
 
+def _infer_msitf(sd: StateDict) -> MSITFConfig:
+    features = int(sd["conv_first.weight"].shape[0])
+    block = "recon_trunk.layers.0.residual_group.blocks.0."
+    table = sd.get(block + "attn.relative_coords_table")
+    mask = sd.get(block.replace("blocks.0", "blocks.1") + "attn_mask")
+    defaults = MSITFConfig()
+    return MSITFConfig(
+        features=features,
+        deform_groups=int(sd["pcd_align.L3_dcnpack_1.conv_offset.weight"].shape[0]) // 27,
+        front_blocks=_count(sd, r"feature_extraction\.(\d+)\."),
+        trunk_layers=_count(sd, r"recon_trunk\.layers\.(\d+)\."),
+        trunk_blocks=_count(sd, r"recon_trunk\.layers\.0\.residual_group\.blocks\.(\d+)\."),
+        trunk_heads=int(sd[block + "attn.cpb_mlp.2.weight"].shape[0]),
+        window_size=(int(table.shape[1]) + 1) // 2 if table is not None else defaults.window_size,
+        mlp_ratio=float(sd[block + "mlp.fc1.weight"].shape[0]) / features,
+        cpb_hidden=int(sd[block + "attn.cpb_mlp.0.weight"].shape[0]),
+        # Not stored in any weight: the authors' value (or the run's config metadata) applies.
+        temporal_heads=defaults.temporal_heads,
+        mask_resolution=(
+            int(math.isqrt(mask.shape[0] * mask.shape[1])) if mask is not None else defaults.mask_resolution
+        ),
+    )
+
+
+_MSITF_COMPUTED = ("relative_coords_table", "relative_position_index", "attn_mask")
+
 ARCHS: dict[str, Arch] = {}
 
 
@@ -110,6 +138,19 @@ register(
         signature=("stem.weight", "fusion.weight", "qe_out.weight"),
         infer_config=_infer_stifn,
         presets=STIFN_PRESETS,
+    )
+)
+
+
+register(
+    Arch(
+        name="msitf",
+        network=MSITF,
+        config_type=MSITFConfig,
+        signature=("conv_first.weight", "pcd_align.L1_dcnpack_1.conv_offset.weight", "recon_trunk.conv_first.weight"),
+        infer_config=_infer_msitf,
+        presets={"authors": MSITFConfig()},
+        derived_keys=lambda key: key.rsplit(".", 1)[-1] in _MSITF_COMPUTED,
     )
 )
 

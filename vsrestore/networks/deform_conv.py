@@ -16,13 +16,18 @@ Semantics (identical to torchvision):
   lies inside the image (pixels outside count as zero).
 
 Implementation: the four-corner bilinear rule with per-corner zeroing is exactly what
-``F.grid_sample(mode="bilinear", padding_mode="zeros")`` computes, so all
-``offset_groups * kh * kw * Ho * Wo`` sampling positions are fed to one
-``grid_sample`` call (the input viewed as ``B * offset_groups`` images of
-``C / offset_groups`` channels). Its output, modulated by the mask, already has the
-memory layout of the im2col column matrix ``(B, C * kh * kw, Ho * Wo)``, so the
-convolution itself is a single batched matmul. This keeps everything inside two
-native, multithreaded kernels instead of a chain of gather/multiply/add passes.
+``F.grid_sample(mode="bilinear", padding_mode="zeros")`` computes, so the sampling
+positions of a band of output rows (all groups, taps and pixels of the band) are fed to
+one ``grid_sample`` call, the input viewed as ``B * offset_groups`` images of
+``C / offset_groups`` channels. Its output, modulated by the mask, already has the memory
+layout of the im2col column matrix ``(B, C * kh * kw, rows * Wo)``, so the convolution of
+the band is one batched matmul. Bands keep that matrix at a few MB (see ``_CHUNK_BYTES``).
+Half-precision inputs are sampled in float32 (normalised grid coordinates need the bits).
+
+Cost on CPU (float32, 64 -> 64 channels, 3x3, 8 groups, 2 cores): about 3.3x a dense
+``F.conv2d`` at 90x72 and 4x at 180x144. ``grid_sample`` alone accounts for about 2.7x
+(it gathers 4 values per sampled channel; a gather/``embedding_bag`` formulation was
+slower), the matmul for about 1x.
 """
 from __future__ import annotations
 

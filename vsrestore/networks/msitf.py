@@ -116,7 +116,9 @@ class MSITFConfig:
             ("trunk_heads", self.trunk_heads),
         ):
             if self.features % heads:
-                raise ValueError(f"features ({self.features}) must be divisible by {name} ({heads})")
+                raise ValueError(
+                    f"features ({self.features}) must be divisible by {name} ({heads})"
+                )
         if self.window_size < 2:
             raise ValueError(f"window_size must be >= 2, got {self.window_size}")
         if self.mask_resolution % self.window_size or self.mask_resolution <= self.window_size:
@@ -140,7 +142,9 @@ class MSITFConfig:
 
 
 def _lrelu(x: Tensor) -> Tensor:
-    return F.leaky_relu(x, 0.1)
+    """LeakyReLU(0.1) in place: every call site passes a fresh conv output that nothing else
+    reads, and in-place leaky ReLU with a positive slope is still differentiable."""
+    return F.leaky_relu_(x, 0.1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,7 +405,9 @@ class WindowAttention(nn.Module):
         self.num_heads = num_heads
         self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(num_heads, 1, 1)))
         self.cpb_mlp = nn.Sequential(
-            nn.Linear(2, cpb_hidden), nn.ReLU(inplace=True), nn.Linear(cpb_hidden, num_heads, bias=False)
+            nn.Linear(2, cpb_hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(cpb_hidden, num_heads, bias=False),
         )
         self.register_buffer("relative_coords_table", _relative_coords_table(window))
         self.register_buffer("relative_position_index", _relative_position_index(window))
@@ -420,7 +426,9 @@ class WindowAttention(nn.Module):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
-        _reset_computed_buffers(self, state_dict, prefix, self._COMPUTED, self._COMPUTED, error_msgs)
+        _reset_computed_buffers(
+            self, state_dict, prefix, self._COMPUTED, self._COMPUTED, error_msgs
+        )
         # Present in our own state_dict, so the base loader would report them missing.
         saved = {name: getattr(self, name) for name in self._COMPUTED}
         for name, value in saved.items():
@@ -436,22 +444,24 @@ class WindowAttention(nn.Module):
         bias = table.view(-1, self.num_heads)[self.relative_position_index.view(-1)]
         return 16 * torch.sigmoid(bias.view(n, n, self.num_heads).permute(2, 0, 1))
 
-    def forward(self, x: Tensor, bias: Tensor, mask: Tensor | None) -> Tensor:
-        """``x`` (images * nW, w*w, C); ``bias`` from :meth:`position_bias`; ``mask``
-        (nW, w*w, w*w) or None. Windows must be grouped per image."""
+    def forward(self, x: Tensor, attn_mask: Tensor) -> Tensor:
+        """``x`` (windows, w*w, C) -> (windows, w*w, C).
+
+        ``attn_mask`` is the additive logit term, broadcastable to (windows, heads, w*w,
+        w*w): the position bias, plus the shifted-window mask for shifted blocks.
+        """
         bw, n, c = x.shape
         qkv_bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
         qkv = F.linear(x, self.qkv.weight, qkv_bias).reshape(bw, n, 3, self.num_heads, -1)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
-        attn = attn * torch.clamp(self.logit_scale, max=_LOGIT_SCALE_MAX).exp()
-        attn = attn + bias.unsqueeze(0)
-        if mask is not None:
-            nw = mask.shape[0]
-            attn = attn.view(bw // nw, nw, self.num_heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
-            attn = attn.view(bw, self.num_heads, n, n)
-        attn = torch.softmax(attn, dim=-1)
-        return self.proj((attn @ v).transpose(1, 2).reshape(bw, n, c))
+        # Cosine attention: unit q and k, the per-head temperature folded into q, then a
+        # fused attention kernel with scale 1 (it never materialises the logits, which are
+        # 4x the size of the tokens and made the unfused version memory-bound).
+        temperature = torch.clamp(self.logit_scale, max=_LOGIT_SCALE_MAX).exp()
+        q = q * (temperature / q.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+        k = k * (1.0 / k.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=1.0)
+        return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
 class Mlp(nn.Module):
@@ -465,9 +475,10 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-# Attention is evaluated on groups of whole images so that its (windows, heads, N, N) logits
-# stay below this many elements (about 256 MB in float32) whatever the frame size.
-_ATTN_CHUNK_ELEMENTS = 1 << 26
+# Shifted-window attention runs on groups of whole images so that the repeated
+# (windows, heads, N, N) bias + mask stays below this many elements (8 MB in float32); large
+# frames go one image per call and need no copy at all.
+_ATTN_MASK_CHUNK_ELEMENTS = 1 << 21
 
 
 class SwinBlock(nn.Module):
@@ -508,8 +519,9 @@ class SwinBlock(nn.Module):
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
 
-    def forward(self, x: Tensor, size: tuple[int, int], mask: Tensor | None) -> Tensor:
-        """``x`` (B, H*W, C) tokens of (H, W) maps; ``mask`` the shifted-window mask for (H, W)."""
+    def forward(self, x: Tensor, size: tuple[int, int], mask: Tensor) -> Tensor:
+        """``x`` (B, H*W, C) tokens of (H, W) maps; ``mask`` the (nW, N, N) shifted-window
+        mask for (H, W), used by shifted blocks only."""
         h, w = size
         b, _, c = x.shape
         ws = self.window
@@ -519,14 +531,24 @@ class SwinBlock(nn.Module):
         nwh, nww = h // ws, w // ws
         windows = y.view(b, nwh, ws, nww, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
 
-        bias = self.attn.position_bias()
-        nw = nwh * nww
-        per_image = nw * self.attn.num_heads * ws**4
-        images_per_chunk = max(1, _ATTN_CHUNK_ELEMENTS // per_image)
-        step = images_per_chunk * nw
-        use_mask = mask if self.shift > 0 else None
-        parts = [self.attn(windows[i : i + step], bias, use_mask) for i in range(0, b * nw, step)]
-        out = parts[0] if len(parts) == 1 else torch.cat(parts, 0)
+        bias = self.attn.position_bias()  # (heads, N, N)
+        if self.shift == 0:
+            out = self.attn(windows, bias.unsqueeze(0))
+        else:
+            # The region mask depends on the window's place in the image, so the combined
+            # term is (nW, heads, N, N) and is repeated for the images of a chunk; chunks of
+            # whole images bound that copy whatever the frame size.
+            nw = nwh * nww
+            per_image = mask.shape[0] * bias.numel()
+            images = max(1, min(b, _ATTN_MASK_CHUNK_ELEMENTS // per_image))
+            combined = bias.unsqueeze(0) + mask.unsqueeze(1)
+            if images > 1:
+                combined = combined.repeat(images, 1, 1, 1)
+            parts = []
+            for i in range(0, b * nw, images * nw):
+                chunk = windows[i : i + images * nw]
+                parts.append(self.attn(chunk, combined[: chunk.shape[0]]))
+            out = parts[0] if len(parts) == 1 else torch.cat(parts, 0)
 
         y = out.view(b, nwh, nww, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
         if self.shift > 0:
@@ -545,7 +567,7 @@ class BasicLayer(nn.Module):
             for i in range(cfg.trunk_blocks)
         )
 
-    def forward(self, x: Tensor, size: tuple[int, int], mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, size: tuple[int, int], mask: Tensor) -> Tensor:
         for blk in self.blocks:
             x = blk(x, size, mask)
         return x
@@ -581,7 +603,7 @@ class RSTB(nn.Module):
         self.conv = nn.Conv2d(cfg.features, cfg.features, 3, 1, 1)
         self.patch_embed = PatchProj(cfg.features, norm=False)
 
-    def forward(self, x: Tensor, size: tuple[int, int], mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, size: tuple[int, int], mask: Tensor) -> Tensor:
         y = _tokens_to_map(self.residual_group(x, size, mask), size)
         return self.patch_embed(self.conv(y)) + x
 
@@ -725,8 +747,14 @@ class MSITF(_PyramidMixin):
         attn = self.attn(tokens).view(b, hp, wp, t, nf).permute(0, 3, 4, 1, 2)
         feats = (feats + attn).reshape(b * t, nf, hp, wp)
 
-        out = self.recon_trunk(feats)[:, :, :h, :w]
-        out = _lrelu(F.pixel_shuffle(self.upconv1(out), 2))
-        out = _lrelu(F.pixel_shuffle(self.upconv2(out), 2))
-        out = self.conv_last(_lrelu(self.HRconv(out)))
+        feats = self.recon_trunk(feats)[:, :, :h, :w]
+        # The x4 stages hold 64-256 channels at up to 16x the pixels; one frame at a time
+        # keeps those maps from dwarfing the rest of the network's memory.
+        out = torch.cat([self.upsample(f) for f in feats.split(1, 0)], 0)
         return out.view(b, t, FRAME_CHANNELS, SCALE * h, SCALE * w) + up
+
+    def upsample(self, feats: Tensor) -> Tensor:
+        """Reconstruction head: (N, C, h, w) features -> (N, 3, 4h, 4w) residual."""
+        out = _lrelu(F.pixel_shuffle(self.upconv1(feats), 2))
+        out = _lrelu(F.pixel_shuffle(self.upconv2(out), 2))
+        return self.conv_last(_lrelu(self.HRconv(out)))

@@ -1,0 +1,194 @@
+"""MSITF against the authors' model (parity vectors), plus structure and input checks."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vsrestore.networks.msitf import MSITF, MSITFConfig
+
+# Same location rule as tests/conftest.py (not importable as a module from here).
+SHARED = Path(os.environ.get("VSRESTORE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+COMPUTED_BUFFERS = ("relative_coords_table", "relative_position_index", "attn_mask")
+
+
+def _weights(parity: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k[2:]: torch.from_numpy(v) for k, v in parity.items() if k.startswith("w.")}
+
+
+@pytest.fixture(scope="module")
+def parity_model(msitf_parity: dict[str, np.ndarray]) -> MSITF:
+    model = MSITF().eval()
+    model.load_state_dict(_weights(msitf_parity), strict=True)
+    return model
+
+
+@pytest.fixture(scope="module")
+def float64_output(parity_model: MSITF, msitf_parity: dict[str, np.ndarray]) -> torch.Tensor:
+    model = MSITF().eval()
+    model.load_state_dict(parity_model.state_dict(), strict=True)
+    model = model.double()
+    with torch.inference_mode():
+        return model(torch.from_numpy(msitf_parity["in.x"]).double())
+
+
+def test_parameter_count_and_keys() -> None:
+    model = MSITF()
+    assert sum(p.numel() for p in model.parameters()) == 5_585_611
+    tsv = SHARED / "parity" / "msitf_official_keys.tsv"
+    if not tsv.exists():
+        pytest.skip(f"shared material not present: {tsv}")
+    rows = [line.split("\t") for line in tsv.read_text().splitlines()]
+    state = model.state_dict()
+    # Same keys, same order, same shapes as the authors' state dict (buffers included).
+    assert list(state) == [key for key, _ in rows]
+    for key, shape in rows:
+        assert str(tuple(state[key].shape)) == shape, key
+
+
+def test_computed_buffers_match_authors(msitf_parity: dict[str, np.ndarray]) -> None:
+    state = MSITF().state_dict()
+    weights = _weights(msitf_parity)
+    names = [k for k in weights if k.rsplit(".", 1)[-1] in COMPUTED_BUFFERS]
+    assert len(names) == 6 * 2 * 2 + 6
+    for key in names:
+        assert torch.equal(state[key].to(weights[key].dtype), weights[key]), key
+
+
+def test_parity_float64(float64_output: torch.Tensor, msitf_parity: dict[str, np.ndarray]) -> None:
+    ref = torch.from_numpy(msitf_parity["out"])
+    assert float64_output.shape == ref.shape == (1, 7, 3, 144, 176)
+    err = (float64_output - ref).abs().max().item()
+    assert err <= 1e-8, err
+
+
+def test_parity_float32(parity_model: MSITF, msitf_parity: dict[str, np.ndarray]) -> None:
+    ref = torch.from_numpy(msitf_parity["out"])
+    with torch.inference_mode():
+        out = parity_model(torch.from_numpy(msitf_parity["in.x"]))
+    assert out.dtype == torch.float32
+    err = (out.double() - ref).abs().max().item()
+    assert err <= 1e-4, err
+
+
+def test_load_without_computed_buffers(
+    msitf_parity: dict[str, np.ndarray], parity_model: MSITF
+) -> None:
+    """The buffers are recomputed, so a state dict without them loads strictly and gives the
+    same output as the model loaded with them (checked on a crop: exact equality)."""
+    weights = {
+        k: v for k, v in _weights(msitf_parity).items() if k.rsplit(".", 1)[-1] not in COMPUTED_BUFFERS
+    }
+    assert len(weights) == 432 - 30
+    model = MSITF().eval()
+    result = model.load_state_dict(weights, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    x = torch.from_numpy(msitf_parity["in.x"])[..., 4:17, 6:25]  # 13x19: padded to 16x24
+    with torch.inference_mode():
+        assert torch.equal(model(x), parity_model(x))
+
+
+def test_foreign_attn_mask_shape_is_accepted_but_bad_table_is_not() -> None:
+    model = MSITF(MSITFConfig(trunk_layers=1))
+    state = model.state_dict()
+    # A mask built for another construction size is irrelevant (forward builds its own).
+    state["recon_trunk.layers.0.residual_group.blocks.1.attn_mask"] = torch.zeros(4, 64, 64)
+    model.load_state_dict(state, strict=True)
+    state["recon_trunk.layers.0.residual_group.blocks.0.attn.relative_coords_table"] = torch.zeros(1, 7, 7, 2)
+    with pytest.raises(RuntimeError, match="window size"):
+        model.load_state_dict(state, strict=True)
+
+
+def test_light_config_runs_any_size() -> None:
+    cfg = MSITFConfig(
+        features=16, deform_groups=2, front_blocks=1, temporal_heads=2,
+        trunk_layers=1, trunk_blocks=2, trunk_heads=2, cpb_hidden=32,
+    )
+    torch.manual_seed(0)
+    model = MSITF(cfg).eval()
+    assert model.config is cfg
+    x = torch.rand(2, 4, 3, 13, 10)
+    with torch.inference_mode():
+        out = model(x)
+        out_first = model(x[:1])
+    assert out.shape == (2, 7, 3, 52, 40)
+    assert torch.isfinite(out).all()
+    # Batch items are independent.
+    assert (out[:1] - out_first).abs().max().item() < 1e-5
+    # Several sizes through the same model (the shifted-window mask follows the size).
+    with torch.inference_mode():
+        for h, w in ((8, 8), (17, 25), (5, 3)):
+            assert model(torch.rand(1, 4, 3, h, w)).shape == (1, 7, 3, 4 * h, 4 * w)
+
+
+def test_trilinear_residual_with_zero_network() -> None:
+    """With ``conv_last`` zeroed the output is the global residual alone: trilinear with
+    align_corners=False, so output k samples input time (k + 0.5) * 4 / 7 - 0.5 (clamped),
+    i.e. 0, 0.357, 0.929, 1.5, 2.071, 2.643, 3 - only outputs 0, 3, 6 fall on inputs."""
+    cfg = MSITFConfig(features=8, deform_groups=1, front_blocks=0, temporal_heads=1,
+                      trunk_layers=0, trunk_heads=1, cpb_hidden=8)
+    model = MSITF(cfg).double().eval()
+    with torch.no_grad():
+        model.conv_last.weight.zero_()
+        model.conv_last.bias.zero_()
+    x = torch.rand(2, 4, 3, 6, 5, dtype=torch.float64)
+    with torch.inference_mode():
+        out = model(x)
+    assert out.shape == (2, 7, 3, 24, 20)
+    spatial = F.interpolate(x.reshape(8, 3, 6, 5), size=(24, 20), mode="bilinear").view(2, 4, 3, 24, 20)
+    for k in range(7):
+        src = min(max((k + 0.5) * 4 / 7 - 0.5, 0.0), 3.0)
+        lo = min(int(src), 2)
+        frac = src - lo
+        want = (1 - frac) * spatial[:, lo] + frac * spatial[:, lo + 1]
+        assert (out[:, k] - want).abs().max().item() < 1e-12, k
+    assert (out[:, 0] - spatial[:, 0]).abs().max().item() < 1e-12
+    assert (out[:, 6] - spatial[:, 3]).abs().max().item() < 1e-12
+    assert (out[:, 3] - 0.5 * (spatial[:, 1] + spatial[:, 2])).abs().max().item() < 1e-12
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(4, 3, 16, 16), (1, 3, 3, 16, 16), (1, 4, 1, 16, 16), (1, 5, 3, 16, 16), (1, 12, 16, 16)],
+)
+def test_bad_input_raises(shape: tuple[int, ...]) -> None:
+    model = MSITF(MSITFConfig(features=8, deform_groups=1, front_blocks=0, temporal_heads=1,
+                              trunk_layers=0, trunk_heads=1, cpb_hidden=8))
+    with pytest.raises(ValueError, match=r"\(B, 4, 3, h, w\)"):
+        model(torch.zeros(shape))
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError):
+        MSITFConfig(features=60, deform_groups=8)
+    with pytest.raises(ValueError):
+        MSITFConfig(mask_resolution=20)
+    with pytest.raises(ValueError):
+        MSITFConfig(input_frames=1)
+
+
+def test_receptive_radius() -> None:
+    assert MSITF(MSITFConfig(trunk_layers=0)).receptive_radius == 48
+
+
+def test_backward_runs() -> None:
+    """Training path: gradients reach every parameter (in-place activations are safe)."""
+    cfg = MSITFConfig(features=8, deform_groups=2, front_blocks=1, temporal_heads=2,
+                      trunk_layers=1, trunk_heads=2, cpb_hidden=8)
+    torch.manual_seed(0)
+    model = MSITF(cfg)
+    # Non-zero offset convolutions, or their gradients would be the only signal and the
+    # offsets would not be exercised.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "conv_offset" in name:
+                p.normal_(0, 0.1)
+    out = model(torch.rand(2, 4, 3, 9, 11))
+    out.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing

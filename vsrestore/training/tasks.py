@@ -1,0 +1,199 @@
+"""The three training tasks: how each turns source clips into (input, target) pairs.
+
+A task prepares its sources once (degrading them: bit truncation, x265/x264 round trips, BD or
+bicubic down-sampling), then draws random patches with flips, 90-degree rotations and temporal
+reversal. Tensors follow each network's own layout:
+
+- ``mstfn``: input (15, p, p) = frames t-2..t+2 as B, G, R, MSB-aligned /65535; target (3, p, p);
+- ``stifn``: input (7, p, p) decoded luma /255; target (1, p, p) original luma;
+- ``msitf``: input (4, 3, p, p) low-resolution RGB; target (7, 3, 4p, 4p).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..networks.msitf import MSITFConfig
+from ..networks.mstfn import MSTFNConfig
+from ..networks.stifn import STIFN_PRESETS, STIFNConfig
+from .data import rgb_to_yuv420
+from .degrade import bd_downsample, bicubic_downsample, encode_decode, high_bit_from_8bit, truncate_bits
+from .sources import Source
+
+Pair = tuple[torch.Tensor, torch.Tensor]
+
+
+def augment(rng: np.random.Generator, *tensors: torch.Tensor, time_dims: Sequence[int | None]) -> list[torch.Tensor]:
+    """The same random flip, 90-degree rotation and temporal reversal for every tensor.
+
+    Spatial axes are the last two; ``time_dims[i]`` is tensor i's frame axis (None: no time axis).
+    """
+    hflip, vflip, rot, reverse = rng.integers(0, 2, size=4)
+    out = []
+    for t, tdim in zip(tensors, time_dims):
+        if hflip:
+            t = t.flip(-1)
+        if vflip:
+            t = t.flip(-2)
+        if rot:
+            t = t.transpose(-1, -2)
+        if reverse and tdim is not None:
+            t = t.flip(tdim)
+        out.append(t.contiguous())
+    return out
+
+
+@dataclass
+class Task:
+    """Base: prepared sequences and patch sampling shared by the three tasks."""
+
+    name: ClassVar[str]
+    arch: ClassVar[str]
+    frames: ClassVar[int]  # source frames per sample
+    presets: ClassVar[dict[str, Any]]
+    options: dict[str, Any] = field(default_factory=dict)
+    prepared: list[Any] = field(default_factory=list)
+
+    def prepare(self, sources: list[Source], cache_dir: Path | None = None) -> None:
+        self.prepared = [self.prepare_one(s, cache_dir) for s in sources]
+        if not self.prepared:
+            raise ValueError(f"{self.name}: no usable training sources")
+
+    def prepare_one(self, source: Source, cache_dir: Path | None) -> Any:
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator, patch: int) -> Pair:
+        raise NotImplementedError
+
+    def metadata(self) -> dict[str, Any]:
+        return {"task": self.name, **self.options}
+
+    def _window(self, rng: np.random.Generator, length: int) -> list[int]:
+        """A window of ``frames`` consecutive indices (clamped at the ends of short clips)."""
+        start = int(rng.integers(0, max(length - self.frames, 0) + 1))
+        return [min(start + k, length - 1) for k in range(self.frames)]
+
+
+@dataclass
+class MSTFNTask(Task):
+    """Bit-depth enhancement: ground truth truncated to ``in_bits`` significant bits."""
+
+    name: ClassVar[str] = "mstfn"
+    arch: ClassVar[str] = "mstfn"
+    frames: ClassVar[int] = 5
+    presets: ClassVar[dict[str, Any]] = {
+        "tiny": MSTFNConfig(features=16, num_rpb=1, num_tail=1),
+        "small": MSTFNConfig(features=32, num_rpb=1, num_tail=2),
+        "authors": MSTFNConfig(),
+    }
+
+    def __post_init__(self) -> None:
+        self.options = {"in_bits": 8, **self.options}
+        self.options.setdefault("out_bits", 16)
+
+    def prepare_one(self, source: Source, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+        # 8-bit footage has no ground truth above 8 bits: 2x2 area averaging makes 10-bit truth.
+        gt = source.frames if source.bits == 16 else high_bit_from_8bit(source.frames, factor=2)
+        low = truncate_bits(gt, 16, self.options["in_bits"])
+        return low[..., ::-1].copy(), gt[..., ::-1].copy()  # B, G, R like the authors
+
+    def sample(self, rng: np.random.Generator, patch: int) -> Pair:
+        low, gt = self.prepared[int(rng.integers(len(self.prepared)))]
+        idx = self._window(rng, low.shape[0])
+        y, x = _crop(rng, low.shape[1:3], patch)
+        inp = torch.from_numpy(low[idx, y : y + patch, x : x + patch].astype(np.float32) / 65535.0)
+        tgt = torch.from_numpy(gt[idx[2], y : y + patch, x : x + patch].astype(np.float32) / 65535.0)
+        inp, tgt = augment(rng, inp.permute(0, 3, 1, 2), tgt.permute(2, 0, 1), time_dims=(0, None))
+        return inp.reshape(-1, patch, patch), tgt
+
+
+@dataclass
+class STIFNTask(Task):
+    """Compression artifacts: luma after an x265 (or x264) round trip at ``qp``."""
+
+    name: ClassVar[str] = "stifn"
+    arch: ClassVar[str] = "stifn"
+    frames: ClassVar[int] = 7
+    presets: ClassVar[dict[str, Any]] = {
+        "tiny": STIFNConfig(features_3d=8, num_res3d=1, features_fused=16, features_qe=16, num_qe_mid=2),
+        **STIFN_PRESETS,
+    }
+
+    def __post_init__(self) -> None:
+        self.options = {"qp": 37, "codec": "x265", **self.options}
+
+    def prepare_one(self, source: Source, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+        frames = source.frames
+        if source.bits != 8:  # the contract is 8-bit video
+            frames = np.rint(frames.astype(np.float32) / 257.0).astype(np.uint8)
+        h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
+        yuv = rgb_to_yuv420(frames[:, :h, :w])  # BT.601 limited range, as the encoders expect
+        decoded = encode_decode(
+            yuv, codec=self.options["codec"], qp=self.options["qp"], fps=Fraction(25), cache_dir=cache_dir
+        )
+        return decoded.y, yuv.y
+
+    def sample(self, rng: np.random.Generator, patch: int) -> Pair:
+        dec, gt = self.prepared[int(rng.integers(len(self.prepared)))]
+        idx = self._window(rng, dec.shape[0])
+        y, x = _crop(rng, dec.shape[1:3], patch)
+        inp = torch.from_numpy(dec[idx, y : y + patch, x : x + patch].astype(np.float32) / 255.0)
+        tgt = torch.from_numpy(gt[idx[3], y : y + patch, x : x + patch].astype(np.float32) / 255.0)[None]
+        inp, tgt = augment(rng, inp, tgt, time_dims=(0, None))
+        return inp, tgt
+
+
+@dataclass
+class MSITFTask(Task):
+    """Space-time super-resolution: frames 1, 3, 5, 7 of 7, down-sampled x4 (BD or bicubic)."""
+
+    name: ClassVar[str] = "msitf"
+    arch: ClassVar[str] = "msitf"
+    frames: ClassVar[int] = 7
+    presets: ClassVar[dict[str, Any]] = {
+        "tiny": MSITFConfig(features=16, deform_groups=2, front_blocks=1, temporal_heads=2, trunk_layers=1,
+                            trunk_blocks=2, trunk_heads=2, cpb_hidden=64),
+        "authors": MSITFConfig(),
+    }
+
+    def __post_init__(self) -> None:
+        self.options = {"degradation": "bd", "scale": 4, **self.options}
+
+    def prepare_one(self, source: Source, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+        peak = 255.0 if source.bits == 8 else 65535.0
+        h, w = source.frames.shape[1] // 4 * 4, source.frames.shape[2] // 4 * 4
+        hr = source.frames[:, :h, :w].astype(np.float32) / peak
+        down = bd_downsample if self.options["degradation"] == "bd" else bicubic_downsample
+        lr = np.clip(down(hr, scale=4), 0.0, 1.0).astype(np.float32)
+        return lr, hr
+
+    def sample(self, rng: np.random.Generator, patch: int) -> Pair:
+        lr, hr = self.prepared[int(rng.integers(len(self.prepared)))]
+        idx = self._window(rng, hr.shape[0])
+        y, x = _crop(rng, lr.shape[1:3], patch)
+        inp = torch.from_numpy(lr[idx[::2], y : y + patch, x : x + patch]).permute(0, 3, 1, 2)
+        tgt = torch.from_numpy(hr[idx, 4 * y : 4 * (y + patch), 4 * x : 4 * (x + patch)]).permute(0, 3, 1, 2)
+        return tuple(augment(rng, inp, tgt, time_dims=(0, 0)))
+
+
+def _crop(rng: np.random.Generator, size: tuple[int, int], patch: int) -> tuple[int, int]:
+    h, w = size
+    if h < patch or w < patch:
+        raise ValueError(f"patch {patch} is larger than a {w}x{h} training frame")
+    return int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
+
+
+TASKS: dict[str, type[Task]] = {t.name: t for t in (MSTFNTask, STIFNTask, MSITFTask)}
+
+
+def make_task(name: str, **options: Any) -> Task:
+    """The task called ``name`` with its degradation ``options`` (in_bits, qp, codec, degradation)."""
+    if name not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}, not {name!r}")
+    return TASKS[name](options={k: v for k, v in options.items() if v is not None})
