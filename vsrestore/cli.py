@@ -1,8 +1,11 @@
 """The ``vsrestore`` command line.
 
-``vsrestore encode OUT`` reads Y4M from standard input (e.g. ``vspipe -c y4m script.vpy -``) and
-encodes it with PyAV's bundled x265/x264, so a render needs no separate encoder install.
-``vsrestore info`` lists the architectures and shipped models.
+- ``vsrestore encode OUT``: Y4M from standard input (e.g. ``vspipe -c y4m script.vpy -``) encoded with
+  PyAV's bundled x265/x264, so a render needs no separate encoder install;
+- ``vsrestore train``: train a network (``--task mstfn|stifn|msitf``), resumable;
+- ``vsrestore export``: a training checkpoint to ``.safetensors`` with metadata;
+- ``vsrestore evaluate``: run a filter with given weights on clips against baselines;
+- ``vsrestore info``: the architectures and shipped models.
 """
 from __future__ import annotations
 
@@ -59,11 +62,82 @@ def main(argv: list[str] | None = None) -> int:
     enc.add_argument("--preset", default="medium")
     enc.add_argument("--params", default="", help="extra x265-params/x264-params, key=value:key=value")
     sub.add_parser("info", help="list architectures and shipped models")
+
+    tr = sub.add_parser("train", help="train a network; rerunning with the same --out resumes")
+    tr.add_argument("--task", required=True, choices=["mstfn", "stifn", "msitf"])
+    tr.add_argument("--out", required=True, help="run folder (checkpoint last.pt, train.log)")
+    tr.add_argument("--data", required=True, nargs="+", help="training clips: folders, videos, raw .yuv")
+    tr.add_argument("--val-data", nargs="*", default=[], help="validation clips (default: the training clips)")
+    tr.add_argument("--config", default="tiny", help="preset: tiny, small/authors (mstfn), r3/r3l (stifn), authors (msitf)")
+    tr.add_argument("--steps", type=int, default=1000)
+    tr.add_argument("--minutes", type=float, default=0.0, help="time budget (0: none); summed over resumes")
+    tr.add_argument("--batch", type=int, default=8)
+    tr.add_argument("--patch", type=int, default=48, help="input patch side (low resolution for msitf)")
+    tr.add_argument("--lr", type=float, default=2e-4)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--max-frames", type=int, default=32, help="frames read per clip")
+    tr.add_argument("--val-every", type=int, default=100)
+    tr.add_argument("--checkpoint-minutes", type=float, default=2.0)
+    tr.add_argument("--in-bits", type=int, help="mstfn: significant input bits (default 8)")
+    tr.add_argument("--qp", type=int, help="stifn: encoder QP (default 37)")
+    tr.add_argument("--codec", choices=["x265", "x264"], help="stifn: encoder (default x265)")
+    tr.add_argument("--degradation", choices=["bd", "bicubic"], help="msitf: down-sampling (default bd)")
+    tr.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
+    tr.add_argument("--export", type=Path, help="also write the result as .safetensors here")
+
+    ex = sub.add_parser("export", help="write a training checkpoint as .safetensors")
+    ex.add_argument("checkpoint", type=Path)
+    ex.add_argument("output", type=Path)
+
+    ev = sub.add_parser("evaluate", help="evaluate weights through the public filter, with baselines")
+    ev.add_argument("--task", required=True, choices=["mstfn", "stifn", "msitf"])
+    ev.add_argument("--model", required=True, help="weights file or shipped model name")
+    ev.add_argument("--clips", required=True, nargs="+")
+    ev.add_argument("--out", required=True, type=Path)
+    ev.add_argument("--max-frames", type=int, default=16)
+    ev.add_argument("--in-bits", type=int)
+    ev.add_argument("--qp", type=int)
+    ev.add_argument("--codec", choices=["x265", "x264"])
+    ev.add_argument("--degradation", choices=["bd", "bicubic"])
+    ev.add_argument("--tile", type=int)
+
     args = parser.parse_args(argv)
     if args.command == "encode":
         frames = encode(sys.stdin.buffer, args.output, codec=args.codec, crf=args.crf, qp=args.qp,
                         preset=args.preset, params=args.params)
         print(f"encoded {frames} frames to {args.output}", file=sys.stderr)
+        return 0
+    options = {k: getattr(args, k, None) for k in ("in_bits", "qp", "codec", "degradation")}
+    options = {k: v for k, v in options.items() if v is not None}
+    if args.command == "train":
+        from .training.train import TrainSettings, export, train
+
+        settings = TrainSettings(
+            task=args.task, out=args.out, data=args.data, val_data=args.val_data, config=args.config,
+            steps=args.steps, minutes=args.minutes, batch=args.batch, patch=args.patch, lr=args.lr,
+            seed=args.seed, device=args.device, max_frames=args.max_frames, val_every=args.val_every,
+            checkpoint_minutes=args.checkpoint_minutes, task_options=options,
+        )
+        checkpoint = train(settings, resume=not args.fresh)
+        if args.export:
+            print(f"exported {export(checkpoint, args.export)}", file=sys.stderr)
+        return 0
+    if args.command == "export":
+        from .training.train import export
+
+        print(f"exported {export(args.checkpoint, args.output)}", file=sys.stderr)
+        return 0
+    if args.command == "evaluate":
+        import logging
+
+        from .training.evaluate import evaluate
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        extra = {"tile": args.tile} if args.tile else {}
+        path = evaluate(args.task, args.clips, args.model, args.out, options=options,
+                        max_frames=args.max_frames, **extra)
+        print(path.read_text())
         return 0
     from . import models
 
@@ -72,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, path in sorted(models.shipped_models().items()):
         print(f"model {name}: {path}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

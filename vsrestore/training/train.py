@@ -107,7 +107,8 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
 
     A run stops at ``steps`` or after ``minutes`` of training (summed over resumes). The checkpoint
     ``last.pt`` is written every ``checkpoint_minutes`` and at the end; ``resume`` continues from
-    it with the optimizer, schedule and random state.
+    it with the optimizer, schedule and random state, keeping the saved settings except ``steps``
+    and ``minutes``, which the new call may raise to extend the run.
     """
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,7 +116,8 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
     ckpt_path = out / "last.pt"
     state = torch.load(ckpt_path, map_location="cpu", weights_only=False) if resume and ckpt_path.exists() else None
     if state is not None:
-        settings = TrainSettings(**state["settings"])
+        # A resumed run is the saved run; only its length and time budget may be extended.
+        settings = dataclasses.replace(TrainSettings(**state["settings"]), steps=settings.steps, minutes=settings.minutes)
         log.info("resuming %s at step %d (%.1f min trained)", out, state["step"], state["elapsed"] / 60)
     device = _pick_device(settings.device)
     if device.type == "cpu":
@@ -142,6 +144,7 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        sched.T_max = settings.steps
         rng.bit_generator.state = state["rng"]
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
     params = sum(p.numel() for p in net.parameters())

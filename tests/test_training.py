@@ -1,0 +1,88 @@
+"""Training entry point: a few steps of each network, resume, export, load, evaluate."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import vapoursynth as vs
+
+import vsrestore
+from vsrestore.cli import main as cli
+from vsrestore.training.data import write_image
+from vsrestore.training.tasks import augment, make_task
+from vsrestore.training.sources import load_sources
+
+
+@pytest.fixture(scope="module")
+def frames_dir(tmp_path_factory):
+    """Eight 64x64 8-bit frames of a panning textured gradient."""
+    folder = tmp_path_factory.mktemp("clip")
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 60, size=(64, 96, 3))
+    ramp = np.linspace(0, 190, 96)[None, :, None]
+    for t in range(8):
+        frame = (texture + ramp)[:, t * 2 : t * 2 + 64]
+        write_image(folder / f"frame{t}.png", np.clip(frame, 0, 255).astype(np.uint8))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "task, options, patch",
+    [("mstfn", ["--in-bits", "6"], 16), ("stifn", ["--qp", "37"], 16), ("msitf", ["--degradation", "bd"], 8)],
+)
+def test_train_resume_export_load_and_evaluate(tmp_path, frames_dir, task, options, patch):
+    run = tmp_path / "run"
+    args = ["train", "--task", task, "--out", str(run), "--data", str(frames_dir), "--batch", "2",
+            "--patch", str(patch), "--val-every", "2", *options]
+    assert cli([*args, "--steps", "2"]) == 0
+    first = torch.load(run / "last.pt", weights_only=False)
+    assert first["step"] == 2
+    weights = tmp_path / f"{task}.safetensors"
+    assert cli([*args, "--steps", "2", "--export", str(weights)]) == 0  # same run: resumes at step 2
+    resumed = torch.load(run / "last.pt", weights_only=False)
+    assert resumed["step"] == 2 and resumed["history"] == first["history"]
+    assert cli([*args, "--steps", "4"]) == 0  # a longer run continues from the checkpoint
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 4
+    assert "resuming" in (run / "train.log").read_text()
+
+    model = vsrestore.models.load(weights)
+    meta = model.vsrestore_meta
+    assert meta["arch"] == task and meta["task"] == task and meta["training"]["steps"] == 2
+    assert np.isfinite(meta["validation"]["psnr_db"])
+    out = tmp_path / "eval"
+    assert cli(["evaluate", "--task", task, "--model", str(weights), "--clips", str(frames_dir), "--out", str(out),
+                "--max-frames", "5", *options]) == 0
+    table = (out / "results.md").read_text()
+    assert f"vsrestore.{task}" in table and "**average**" in table
+    assert list((out / "crops").glob("*.png"))
+
+
+def test_identity_start_matches_the_baseline(frames_dir):
+    from vsrestore.models.registry import get_arch
+    from vsrestore.training.train import forward, start_as_identity
+
+    for name in ("mstfn", "stifn"):
+        task = make_task(name)
+        task.prepare(load_sources([frames_dir], 8))
+        x, y = task.sample(np.random.default_rng(0), 16)
+        net = get_arch(task.arch).build(task.presets["tiny"])
+        start_as_identity(net, task.arch)
+        centre = x[6:9] if name == "mstfn" else x[3:4]
+        assert torch.equal(forward(task, net, x[None])[0], centre)
+
+
+def test_augment_is_consistent_across_tensors():
+    a = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
+    for seed in range(8):
+        x, y = augment(np.random.default_rng(seed), a, a.clone(), time_dims=(0, 0))
+        assert torch.equal(x, y)
+        assert sorted(x.flatten().tolist()) == sorted(a.flatten().tolist())
+
+
+def test_bad_task_and_patch():
+    with pytest.raises(ValueError, match="task must be one of"):
+        make_task("edvr")
+    task = make_task("stifn")
+    task.prepared = [(np.zeros((7, 8, 8), np.uint8), np.zeros((7, 8, 8), np.uint8))]
+    with pytest.raises(ValueError, match="patch 16 is larger"):
+        task.sample(np.random.default_rng(0), 16)
