@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VSRESTORE_SHARED", REPO.parent / "shared"))
@@ -29,3 +30,13 @@ def mstfn_parity() -> dict[str, np.ndarray]:
 def msitf_parity() -> dict[str, np.ndarray]:
     with np.load(shared_path("parity", "msitf_official.npz")) as data:
         return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Run a module on one torch thread: its tensors are tiny, and OpenMP threads contending with
+    other processes on a 2-core machine made such tests several times slower, not faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

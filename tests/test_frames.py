@@ -292,7 +292,6 @@ def test_tensor_to_frame_rounds_to_nearest(fmt_id: int, width: int) -> None:
     codes = rng.integers(0, peak, size=(4, width))  # below the peak, so v + 1 is a valid code
     frame = core.std.BlankClip(format=fmt_id, width=width, height=4).get_frame(0).copy()
     assert_rows_padded(frame)
-    scale = sample_scale(fmt)
 
     for offset, expected in ((0.1, codes), (0.4, codes), (0.6, codes + 1), (0.9, codes + 1), (-0.4, codes)):
         values = torch.from_numpy((codes + offset) / peak).float()[None]

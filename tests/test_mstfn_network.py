@@ -1,27 +1,14 @@
 """Tests of the pure-PyTorch MSTFN network (vsrestore.networks.mstfn)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-from vsrestore.networks.mstfn import MSTFN, MSTFNConfig, strip_module_prefix
+from conftest import shared_path
+from vsrestore.networks.mstfn import MSTFN, MSTFNConfig
 
-# Same location rule as tests/conftest.py (which is not importable as a module from here).
-_SHARED = Path(os.environ.get("VSRESTORE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Run on one thread: the tensors are tiny, and on a shared 2-core machine OpenMP threads
-    contending with other processes made these tests several times slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _official_model(parity: dict[str, np.ndarray], dtype: torch.dtype) -> MSTFN:
@@ -101,17 +88,10 @@ def test_default_config_matches_official_keys() -> None:
     assert sum(p.numel() for p in model.parameters()) == 4_227_045
     state = model.state_dict()
     assert len(state) == 326
-    keys_file = _SHARED / "parity" / "mstfn_official_keys.tsv"
-    if not keys_file.exists():
-        pytest.skip(f"shared material not present: {keys_file}")
+    keys_file = shared_path("parity", "mstfn_official_keys.tsv")
     lines = keys_file.read_text().splitlines()
     expected = [tuple(line.split("\t")) for line in lines if line.strip()]
     assert [(k, str(tuple(v.shape))) for k, v in state.items()] == expected
-
-
-def test_strip_module_prefix() -> None:
-    state = {f"module.{k}": v for k, v in MSTFN().state_dict().items()}
-    MSTFN().load_state_dict(strip_module_prefix(state), strict=True)
 
 
 def test_lighter_config_builds_and_runs() -> None:

@@ -14,14 +14,7 @@ from vsrestore.networks.stifn import STIFN, STIFN_PRESETS, STIFNConfig
 BUDGETS = {"r3": 374_000, "r3l": 660_000}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Run on one thread: the tensors are tiny, and on a shared 2-core machine OpenMP threads
-    contending with other processes made these tests several times slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _zeroed(config: STIFNConfig | None = None) -> STIFN:

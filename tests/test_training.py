@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import vapoursynth as vs
 
 import vsrestore
 from vsrestore.cli import main as cli

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import av
 import pytest
-import torch
 
 from vsrestore import models
 from vsrestore.networks.mstfn import MSTFN, MSTFNConfig

@@ -33,8 +33,12 @@ def encode(source, out_path: Path, *, codec: str = "x265", crf: int | None = Non
             options["x265-params"] = ":".join(filter(None, ["log-level=error", params]))
         elif params:
             options["x264-params"] = params
+    from tqdm import tqdm
+
     count = 0
-    with av.open(source, format="yuv4mpegpipe") as src, av.open(str(out_path), "w") as dst:
+    # The bar goes to stderr and only when it is a terminal: stdout may be a pipe.
+    progress = tqdm(desc=f"encoding {out_path.name}", unit="frame", disable=None, leave=False)
+    with progress, av.open(source, format="yuv4mpegpipe") as src, av.open(str(out_path), "w") as dst:
         vin = src.streams.video[0]
         rate = vin.average_rate or Fraction(25)
         vout = dst.add_stream(CODECS[codec], rate=rate, options=options)
@@ -46,6 +50,7 @@ def encode(source, out_path: Path, *, codec: str = "x265", crf: int | None = Non
             frame.time_base = vout.time_base
             dst.mux(vout.encode(frame))
             count += 1
+            progress.update()
         dst.mux(vout.encode(None))
     return count
 

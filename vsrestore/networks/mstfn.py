@@ -5,7 +5,7 @@ Fast and Accurate Video Bit-depth Enhancement" (IEEE Transactions on Multimedia,
 TJUMMG/MSTFN).
 With the default :class:`MSTFNConfig` the module names reproduce the authors' state-dict keys and
 shapes exactly (326 tensors, 4,227,045 parameters), so their published checkpoints load unchanged
-once the DataParallel ``module.`` prefix is removed (:func:`strip_module_prefix`).
+once the DataParallel ``module.`` prefix is removed (``vsrestore.models.load`` does it).
 
 Contract of the published checkpoints: five frames t-2 .. t+2, colour in **B, G, R** order, 16-bit
 values scaled to [0, 1], stacked on channels as ``(B, 15, H, W)``; the output ``(B, 3, H, W)`` is
@@ -25,13 +25,12 @@ This module has no VapourSynth dependency.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["MSTFN", "MSTFNConfig", "strip_module_prefix"]
+__all__ = ["MSTFN", "MSTFNConfig"]
 
 # Frames per output and channels per frame are fixed by the architecture: Stage I sees three
 # overlapping triples of the five frames, and the residual is added to a 3-channel centre frame.
@@ -287,8 +286,3 @@ class MSTFN(nn.Module):
         g2 = self.stage1(f[2], f[3], f[4])
         return self.fuse(g0, g1, g2, f[CENTRE_INDEX], clamp=clamp)
 
-
-def strip_module_prefix(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Remove the ``module.`` prefix that DataParallel left on the published checkpoints' keys."""
-    prefix = "module."
-    return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state_dict.items()}

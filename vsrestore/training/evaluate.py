@@ -134,7 +134,10 @@ def eval_msitf(src: Source, model: Any, options: dict[str, Any], crops: Path, **
     lr = np.clip(down(hr[::2], scale=4), 0, 1).astype(np.float32)
     gt = np.rint(hr * 255).astype(np.uint8)
     lr_clip = rgb_clip(lr)
-    up = core.resize.Bicubic(lr_clip, w, h)
+    # BD keeps HR pixels 0, 4, 8, ...: LR pixel i sits on HR pixel 4i, not at the centre of its 4x4
+    # block (4i + 1.5) as a centre-aligned resize assumes, so the baseline shifts by 1.5/4 LR pixel.
+    shift = -0.375 if options.get("degradation", "bd") == "bd" else 0.0
+    up = core.resize.Bicubic(lr_clip, w, h, src_left=shift, src_top=shift)
     repeated = core.std.Interleave([up, up])[: 2 * n - 1]
     blended = core.std.Interleave([up, core.std.Merge(up, up[1:] + up[-1], 0.5)])[: 2 * n - 1]
     outputs = {
