@@ -6,6 +6,7 @@ checkpoints load unchanged, through ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -157,8 +158,6 @@ def load(
 
 def save(model: nn.Module, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> Path:
     """Write ``model`` as ``.safetensors`` with its arch, config and ``metadata`` (JSON values)."""
-    import dataclasses
-
     from safetensors.torch import save_file
 
     arch = next((name for name, spec in ARCHS.items() if isinstance(model, spec.network)), None)
