@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import vapoursynth as vs
 
 import vsrestore
 from vsrestore.cli import main as cli
@@ -85,3 +86,21 @@ def test_bad_task_and_patch():
     task.prepared = [(np.zeros((7, 8, 8), np.uint8), np.zeros((7, 8, 8), np.uint8))]
     with pytest.raises(ValueError, match="patch 16 is larger"):
         task.sample(np.random.default_rng(0), 16)
+
+
+def test_bicubic_baseline_is_aligned_with_bd_sampling():
+    from vsrestore.training.degrade import bd_downsample
+    from vsrestore.training.evaluate import bicubic_up
+    from vsrestore.training.metrics import psnr
+    from vsrestore.training.vsclips import rgb_clip, to_array
+
+    yy, xx = np.mgrid[0:64, 0:64] / 64.0
+    hr = np.stack([np.sin(3 * xx + 2 * yy), np.cos(2 * xx - yy), xx * yy], -1)[None].astype(np.float32) * 0.4 + 0.5
+    lr = bd_downsample(hr, scale=4).astype(np.float32)
+    scores = {}
+    for shift in (-0.375, 0.0, 0.375):
+        up = vs.core.resize.Bicubic(rgb_clip(lr), 64, 64, src_left=shift, src_top=shift)
+        scores[shift] = psnr(to_array(up)[0, 8:-8, 8:-8], hr[0, 8:-8, 8:-8], 1.0)
+    assert max(scores, key=scores.get) == 0.375
+    aligned = to_array(bicubic_up(rgb_clip(lr), 64, 64, "bd"))[0, 8:-8, 8:-8]
+    assert psnr(aligned, hr[0, 8:-8, 8:-8], 1.0) == scores[0.375]

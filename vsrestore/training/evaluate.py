@@ -123,6 +123,17 @@ def eval_stifn(src: Source, model: Any, options: dict[str, Any], crops: Path, **
     return results
 
 
+def bicubic_up(lr: vs.VideoNode, width: int, height: int, degradation: str) -> vs.VideoNode:
+    """Bicubic x4 aligned with the degradation.
+
+    BD keeps HR pixels 0, 4, 8, ...: LR pixel i sits on HR pixel 4i, not at the centre of its 4x4
+    block (4i + 1.5) as a centre-aligned resize assumes. HR pixel x samples LR position
+    src_left + (x + 0.5) / 4 - 0.5, which is i at x = 4i for src_left = 0.375.
+    """
+    shift = 0.375 if degradation == "bd" else 0.0
+    return core.resize.Bicubic(lr, width, height, src_left=shift, src_top=shift)
+
+
 def eval_msitf(src: Source, model: Any, options: dict[str, Any], crops: Path, **filter_args: Any) -> list[Result]:
     import vsrestore
 
@@ -134,10 +145,7 @@ def eval_msitf(src: Source, model: Any, options: dict[str, Any], crops: Path, **
     lr = np.clip(down(hr[::2], scale=4), 0, 1).astype(np.float32)
     gt = np.rint(hr * 255).astype(np.uint8)
     lr_clip = rgb_clip(lr)
-    # BD keeps HR pixels 0, 4, 8, ...: LR pixel i sits on HR pixel 4i, not at the centre of its 4x4
-    # block (4i + 1.5) as a centre-aligned resize assumes, so the baseline shifts by 1.5/4 LR pixel.
-    shift = -0.375 if options.get("degradation", "bd") == "bd" else 0.0
-    up = core.resize.Bicubic(lr_clip, w, h, src_left=shift, src_top=shift)
+    up = bicubic_up(lr_clip, w, h, options.get("degradation", "bd"))
     repeated = core.std.Interleave([up, up])[: 2 * n - 1]
     blended = core.std.Interleave([up, core.std.Merge(up, up[1:] + up[-1], 0.5)])[: 2 * n - 1]
     outputs = {
