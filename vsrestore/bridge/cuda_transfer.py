@@ -76,7 +76,8 @@ def _stream(device: torch.device):
 def upload_planes(
     frames: Sequence[vs.VideoFrame], planes: Sequence[int], device: torch.device
 ) -> torch.Tensor:
-    """Copy ``planes`` of ``frames`` to ``device`` as a ``(T, C, H, W)`` tensor of stored samples."""
+    """Copy ``planes`` of ``frames`` to ``device``: a ``(T, C, H, W)`` float32 tensor of the stored
+    sample values (not yet scaled)."""
     import cupy
 
     geoms = [[plane_geometry(f, p) for p in planes] for f in frames]
@@ -94,7 +95,11 @@ def upload_planes(
                 )
         # The frames may be freed as soon as we return: the copies must be complete.
         stream.synchronize()
-        return torch.from_dlpack(buf)
+        if buf.dtype == np.uint16:
+            # DLPack support for unsigned 16-bit differs between torch releases; int16 carries the
+            # same bits everywhere, and the mask restores the unsigned values.
+            return (torch.from_dlpack(buf.view(np.int16)).to(torch.int32) & 0xFFFF).to(torch.float32)
+        return torch.from_dlpack(buf).to(torch.float32)
 
 
 def download_planes(samples: torch.Tensor, frame: vs.VideoFrame, planes: Sequence[int]) -> None:
@@ -104,7 +109,10 @@ def download_planes(samples: torch.Tensor, frame: vs.VideoFrame, planes: Sequenc
     device = samples.device
     with cupy.cuda.Device(device.index or 0):
         stream = _stream(device)
-        src = cupy.from_dlpack(samples.contiguous())
+        samples = samples.contiguous()
+        if samples.dtype == torch.uint16:  # see upload_planes
+            samples = samples.view(torch.int16)
+        src = cupy.from_dlpack(samples)
         for c, plane in enumerate(planes):
             g = plane_geometry(frame, plane, write=True)
             cupy.cuda.runtime.memcpy2DAsync(

@@ -55,7 +55,7 @@ def frames_to_tensor(
         for frame in frames:
             for plane in plane_ids:
                 _checked_view(frame, plane, (height, width))
-        staging = cuda_transfer.upload_planes(frames, plane_ids, device).to(torch.float32)
+        staging = cuda_transfer.upload_planes(frames, plane_ids, device)
     else:
         # Frame memory is read-only; numpy converts it straight into the tensor's own memory.
         staging = torch.empty((len(frames), len(plane_ids), height, width), dtype=torch.float32)
