@@ -1,6 +1,6 @@
 """The main job on the bundled sample: ``vspipe`` renders ``examples/demo.vpy`` (vsrestore.mstfn,
-8-bit to 10-bit) into an x265 encode through ``vsrestore encode``; then the result is decoded and
-described. Usage: ./dev demo [output.mkv]
+6 significant bits to 10-bit) into an x265 encode through ``vsrestore encode``; then the result is
+decoded and described. Usage: ./dev demo [output.mkv]
 """
 from __future__ import annotations
 

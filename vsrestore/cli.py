@@ -38,16 +38,22 @@ def encode(source, out_path: Path, *, codec: str = "x265", crf: int | None = Non
     count = 0
     # The bar goes to stderr and only when it is a terminal: stdout may be a pipe.
     progress = tqdm(desc=f"encoding {out_path.name}", unit="frame", disable=None, leave=False)
-    with progress, av.open(source, format="yuv4mpegpipe") as src, av.open(str(out_path), "w") as dst:
+    try:
+        src = av.open(source, format="yuv4mpegpipe")
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"no Y4M video on the input ({exc}); did the script render?") from None
+    with progress, src, av.open(str(out_path), "w") as dst:
         vin = src.streams.video[0]
         rate = vin.average_rate or Fraction(25)
         vout = dst.add_stream(CODECS[codec], rate=rate, options=options)
         vout.width, vout.height = vin.codec_context.width, vin.codec_context.height
         vout.pix_fmt = vin.codec_context.pix_fmt
-        vout.time_base = Fraction(1, 1) / rate
+        # Frames are stamped in the encoder's own time base: stamping them in the stream's makes
+        # libx265 reorder B-frames on wrong timestamps (the muxer then rejects the packets).
+        time_base = vout.codec_context.time_base or 1 / rate
         for frame in src.decode(vin):
-            frame.pts = count
-            frame.time_base = vout.time_base
+            frame.time_base = time_base
+            frame.pts = round(count / (rate * time_base))
             dst.mux(vout.encode(frame))
             count += 1
             progress.update()
@@ -109,8 +115,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "encode":
-        frames = encode(sys.stdin.buffer, args.output, codec=args.codec, crf=args.crf, qp=args.qp,
-                        preset=args.preset, params=args.params)
+        try:
+            frames = encode(sys.stdin.buffer, args.output, codec=args.codec, crf=args.crf, qp=args.qp,
+                            preset=args.preset, params=args.params)
+        except ValueError as exc:
+            print(f"vsrestore encode: {exc}", file=sys.stderr)
+            return 1
         print(f"encoded {frames} frames to {args.output}", file=sys.stderr)
         return 0
     options = {k: getattr(args, k, None) for k in ("in_bits", "qp", "codec", "degradation")}
