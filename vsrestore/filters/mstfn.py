@@ -12,6 +12,7 @@ from torch import nn
 from ..bridge import (
     BoundedCache,
     SlidingWindow,
+    Tile,
     copy_props,
     frames_to_tensor,
     from_rgb,
@@ -107,7 +108,7 @@ def mstfn(
         x = _truncate(x, msb, keep_mask) * (1.0 / 65535.0)
         triples = [win.indices[k : k + 3] for k in range(3)]
 
-        def one_tile(t: Any) -> torch.Tensor:
+        def one_tile(t: Tile) -> torch.Tensor:
             xt = x[:, :, t.y0 : t.y1, t.x0 : t.x1]
             groups = [
                 cache.get_or_compute(

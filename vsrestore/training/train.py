@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .. import models
+from ..bridge.device import resolve_device
 from ..models.registry import get_arch
 from .sources import load_sources
 from .tasks import Task, make_task
@@ -96,12 +97,6 @@ def start_as_identity(net: nn.Module, arch: str) -> None:
             layer.bias.zero_()
 
 
-def _pick_device(name: str) -> torch.device:
-    from ..bridge.device import resolve_device
-
-    return resolve_device(name)
-
-
 def train(settings: TrainSettings, *, resume: bool = True) -> Path:
     """Train (or continue) the run in ``settings.out``; returns the checkpoint path.
 
@@ -119,7 +114,7 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
         # A resumed run is the saved run; only its length and time budget may be extended.
         settings = dataclasses.replace(TrainSettings(**state["settings"]), steps=settings.steps, minutes=settings.minutes)
         log.info("resuming %s at step %d (%.1f min trained)", out, state["step"], state["elapsed"] / 60)
-    device = _pick_device(settings.device)
+    device = resolve_device(settings.device)
     if device.type == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(settings.seed)
