@@ -151,3 +151,10 @@ def test_real_network_tiny_config_runs_and_tiles():
 def test_bad_input(clip, kwargs, match):
     with pytest.raises(vs.Error, match=match):
         vsrestore.msitf(clip(), **{"model": Blender(), **kwargs})
+
+
+@pytest.mark.parametrize("fmt", [vs.RGBH, vs.RGBS, vs.RGB30, vs.YUV444PH])
+def test_default_output_keeps_the_input_format(fmt):
+    out = vsrestore.msitf(core.std.BlankClip(format=fmt, width=16, height=16, length=3), model=Blender())
+    assert out.format.id == fmt
+    assert out.get_frame(2).format.id == fmt

@@ -66,9 +66,8 @@ def msitf(
     if length not in ("2n-1", "2n"):
         fail(NAME, f'length must be "2n-1" or "2n"; got {length!r}')
     fmt = clip.format
-    bits = 32 if fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 32 else fmt.bits_per_sample
     if out_depth is not None:
-        bits = check_int(NAME, "out_depth", out_depth, (*range(8, 17), 32))
+        check_int(NAME, "out_depth", out_depth, (*range(8, 17), 32))
     tile_size, overlap = tile_arg(NAME, tile, overlap)
     check_int(NAME, "num_streams", num_streams, range(1, 33))
     net = resolve_model(NAME, model, "msitf", default="msitf")
@@ -77,7 +76,8 @@ def msitf(
     is_yuv = fmt.color_family == vs.YUV
     colour = read_colour(clip) if is_yuv else None
     rgb = to_rgb(clip, vs.RGBS, colour) if is_yuv else clip
-    out_fmt = output_format(clip, bits)
+    # Default: the input's own format (float16 stays float16, not 16-bit integer).
+    out_fmt = fmt if out_depth is None else output_format(clip, out_depth)
     rgb_out_fmt = core.get_video_format(vs.RGBS) if is_yuv else out_fmt
     width, height = clip.width * SCALE, clip.height * SCALE
     tiles = tile_grid(clip.height, clip.width, tile_size, overlap)
