@@ -51,18 +51,17 @@ def frames_to_tensor(
     first = frames[0]
     plane_ids = list(range(first.format.num_planes)) if planes is None else list(planes)
     height, width = plane_view(first, plane_ids[0]).shape
+    # Every plane is checked first: numpy would broadcast a mismatched one instead of failing.
+    views = [[_checked_view(frame, plane, (height, width)) for plane in plane_ids] for frame in frames]
     if device.type == "cuda" and cuda_transfer.available():
-        for frame in frames:
-            for plane in plane_ids:
-                _checked_view(frame, plane, (height, width))
         staging = cuda_transfer.upload_planes(frames, plane_ids, device)
     else:
         # Frame memory is read-only; numpy converts it straight into the tensor's own memory.
         staging = torch.empty((len(frames), len(plane_ids), height, width), dtype=torch.float32)
         host = staging.numpy()
-        for t, frame in enumerate(frames):
-            for c, plane in enumerate(plane_ids):
-                host[t, c] = _checked_view(frame, plane, (height, width))
+        for t, row in enumerate(views):
+            for c, view in enumerate(row):
+                host[t, c] = view
     # Scale in float32 before any cast: 16-bit samples overflow float16 (max 65504).
     if scale != 1.0:
         staging.mul_(scale)
@@ -99,15 +98,13 @@ def tensor_to_frame(
     if tensor.dim() != 3 or tensor.shape[0] != len(plane_ids):
         raise ValueError(f"expected a (C={len(plane_ids)}, H, W) tensor, got {tuple(tensor.shape)}")
     samples = quantize(tensor, fmt, scale=sample_scale(fmt) if scale is None else scale)
+    views = [_checked_view(frame, plane, tuple(tensor.shape[1:])) for plane in plane_ids]
     if samples.device.type == "cuda" and cuda_transfer.available():
-        for plane in plane_ids:
-            _checked_view(frame, plane, tuple(tensor.shape[1:]))
         cuda_transfer.download_planes(samples, frame, plane_ids)
         return
     samples = samples.cpu()
-    for c, plane in enumerate(plane_ids):
-        torch.from_numpy(_checked_view(frame, plane, tuple(tensor.shape[1:]))).copy_(samples[c])
-
+    for c, view in enumerate(views):
+        torch.from_numpy(view).copy_(samples[c])
 
 def _checked_view(frame: vs.VideoFrame, plane: int, shape: tuple[int, ...]) -> np.ndarray:
     """The plane's view, refusing a size mismatch that numpy or torch would silently broadcast."""

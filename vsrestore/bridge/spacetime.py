@@ -29,7 +29,6 @@ core = vs.core
 
 WINDOW = 4
 STRIDE = 3
-OUTPUTS = 2 * WINDOW - 1
 # Source frames around the grid window's first frame that a window may need: an end-of-clip window
 # starts up to 2 frames earlier, and a scene ending in it may reach 3 further back.
 LOOK_BEHIND, LOOK_AHEAD = 5, 6

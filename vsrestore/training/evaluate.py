@@ -10,17 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import vapoursynth as vs
 
-from .data import rgb_to_yuv420, write_image, yuv420_to_rgb
-from .degrade import bd_downsample, bicubic_downsample, encode_decode, high_bit_from_8bit, truncate_bits
+from .data import write_image, yuv420_to_rgb
 from .metrics import psnr, rgb_to_y, ssim
 from .sources import Source, load_sources
+from .tasks import bit_depth_pair, compression_pair, spacetime_pair
 from .vsclips import plane_array, rgb_clip, to_array, yuv420_clip
 
 log = logging.getLogger("vsrestore.evaluate")
@@ -74,8 +73,7 @@ def eval_mstfn(src: Source, model: Any, options: dict[str, Any], crops: Path, **
     import vsrestore
 
     in_bits = int(options.get("in_bits", 8))
-    gt = src.frames if src.bits == 16 else high_bit_from_8bit(src.frames, factor=2)
-    low = truncate_bits(gt, 16, in_bits)
+    low, gt = bit_depth_pair(src.frames, in_bits)
     v = (low >> (16 - in_bits)).astype(np.float64)
     replicated = np.zeros_like(v)
     for shift in range(16 - in_bits, -in_bits, -in_bits):  # v repeated down to bit 0
@@ -95,10 +93,7 @@ def eval_stifn(src: Source, model: Any, options: dict[str, Any], crops: Path, **
     import vsrestore
 
     qp, codec = int(options.get("qp", 37)), options.get("codec", "x265")
-    frames = src.frames if src.bits == 8 else np.rint(src.frames / 257.0).astype(np.uint8)
-    h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
-    yuv = rgb_to_yuv420(frames[:, :h, :w])
-    decoded = encode_decode(yuv, codec=codec, qp=qp, fps=Fraction(25), cache_dir=crops.parent / "encode-cache")
+    decoded, yuv = compression_pair(src.frames, codec, qp, crops.parent / "encode-cache")
     clip = yuv420_clip(decoded)
     outputs = {"decoded (input)": clip}
     if hasattr(core, "deblock"):
@@ -137,13 +132,11 @@ def bicubic_up(lr: vs.VideoNode, width: int, height: int, degradation: str) -> v
 def eval_msitf(src: Source, model: Any, options: dict[str, Any], crops: Path, **filter_args: Any) -> list[Result]:
     import vsrestore
 
-    peak = 255.0 if src.bits == 8 else 65535.0
-    h, w = src.frames.shape[1] // 4 * 4, src.frames.shape[2] // 4 * 4
     n = (src.frames.shape[0] + 1) // 2  # input frames 0, 2, 4, ...; outputs 2n-1
-    hr = src.frames[: 2 * n - 1, :h, :w].astype(np.float32) / peak
-    down = bd_downsample if options.get("degradation", "bd") == "bd" else bicubic_downsample
-    lr = np.clip(down(hr[::2], scale=4), 0, 1).astype(np.float32)
+    lr_all, hr = spacetime_pair(src.frames[: 2 * n - 1], options.get("degradation", "bd"))
+    lr = lr_all[::2]
     gt = np.rint(hr * 255).astype(np.uint8)
+    h, w = hr.shape[1:3]
     lr_clip = rgb_clip(lr)
     up = bicubic_up(lr_clip, w, h, options.get("degradation", "bd"))
     repeated = core.std.Interleave([up, up])[: 2 * n - 1]

@@ -22,7 +22,7 @@ import torch
 from ..networks.msitf import MSITFConfig
 from ..networks.mstfn import MSTFNConfig
 from ..networks.stifn import STIFN_PRESETS, STIFNConfig
-from .data import rgb_to_yuv420
+from .data import YUVFrames, rgb_to_yuv420
 from .degrade import bd_downsample, bicubic_downsample, encode_decode, high_bit_from_8bit, truncate_bits
 from .sources import Source
 
@@ -47,6 +47,40 @@ def augment(rng: np.random.Generator, *tensors: torch.Tensor, time_dims: Sequenc
             t = t.flip(tdim)
         out.append(t.contiguous())
     return out
+
+
+def bit_depth_pair(frames: np.ndarray, in_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input, ground truth) for bit-depth enhancement: uint16 RGB, the input truncated to ``in_bits``.
+
+    16-bit frames are their own ground truth; 8-bit footage has none above 8 bits, so 2x2 area
+    averaging makes 10-bit truth (at half the size).
+    """
+    gt = frames if frames.dtype == np.uint16 else high_bit_from_8bit(frames, factor=2)
+    return truncate_bits(gt, 16, in_bits), gt
+
+
+def compression_pair(
+    frames: np.ndarray, codec: str, qp: int, cache_dir: Path | None
+) -> tuple[YUVFrames, YUVFrames]:
+    """(decoded, original) 8-bit 4:2:0 planes of RGB ``frames`` after an encoder round trip.
+
+    Deeper frames are rounded to 8 bits (the contract is 8-bit video), odd sizes cropped to even,
+    and RGB goes to BT.601 limited range, as the encoders expect.
+    """
+    if frames.dtype != np.uint8:
+        frames = np.rint(frames.astype(np.float32) / 257.0).astype(np.uint8)
+    h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
+    yuv = rgb_to_yuv420(frames[:, :h, :w])
+    return encode_decode(yuv, codec=codec, qp=qp, fps=Fraction(25), cache_dir=cache_dir), yuv
+
+
+def spacetime_pair(frames: np.ndarray, degradation: str) -> tuple[np.ndarray, np.ndarray]:
+    """(low resolution, high resolution) float32 RGB in [0, 1] of every frame; sizes cropped to x4."""
+    peak = 255.0 if frames.dtype == np.uint8 else 65535.0
+    h, w = frames.shape[1] // 4 * 4, frames.shape[2] // 4 * 4
+    hr = frames[:, :h, :w].astype(np.float32) / peak
+    down = bd_downsample if degradation == "bd" else bicubic_downsample
+    return np.clip(down(hr, scale=4), 0.0, 1.0).astype(np.float32), hr
 
 
 @dataclass
@@ -98,9 +132,7 @@ class MSTFNTask(Task):
         self.options.setdefault("out_bits", 16)
 
     def prepare_one(self, source: Source, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
-        # 8-bit footage has no ground truth above 8 bits: 2x2 area averaging makes 10-bit truth.
-        gt = source.frames if source.bits == 16 else high_bit_from_8bit(source.frames, factor=2)
-        low = truncate_bits(gt, 16, self.options["in_bits"])
+        low, gt = bit_depth_pair(source.frames, self.options["in_bits"])
         return low[..., ::-1].copy(), gt[..., ::-1].copy()  # B, G, R like the authors
 
     def sample(self, rng: np.random.Generator, patch: int) -> Pair:
@@ -129,15 +161,8 @@ class STIFNTask(Task):
         self.options = {"qp": 37, "codec": "x265", **self.options}
 
     def prepare_one(self, source: Source, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
-        frames = source.frames
-        if source.bits != 8:  # the contract is 8-bit video
-            frames = np.rint(frames.astype(np.float32) / 257.0).astype(np.uint8)
-        h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
-        yuv = rgb_to_yuv420(frames[:, :h, :w])  # BT.601 limited range, as the encoders expect
-        decoded = encode_decode(
-            yuv, codec=self.options["codec"], qp=self.options["qp"], fps=Fraction(25), cache_dir=cache_dir
-        )
-        return decoded.y, yuv.y
+        decoded, original = compression_pair(source.frames, self.options["codec"], self.options["qp"], cache_dir)
+        return decoded.y, original.y
 
     def sample(self, rng: np.random.Generator, patch: int) -> Pair:
         dec, gt = self.prepared[int(rng.integers(len(self.prepared)))]
@@ -166,12 +191,7 @@ class MSITFTask(Task):
         self.options = {"degradation": "bd", "scale": 4, **self.options}
 
     def prepare_one(self, source: Source, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
-        peak = 255.0 if source.bits == 8 else 65535.0
-        h, w = source.frames.shape[1] // 4 * 4, source.frames.shape[2] // 4 * 4
-        hr = source.frames[:, :h, :w].astype(np.float32) / peak
-        down = bd_downsample if self.options["degradation"] == "bd" else bicubic_downsample
-        lr = np.clip(down(hr, scale=4), 0.0, 1.0).astype(np.float32)
-        return lr, hr
+        return spacetime_pair(source.frames, self.options["degradation"])
 
     def sample(self, rng: np.random.Generator, patch: int) -> Pair:
         lr, hr = self.prepared[int(rng.integers(len(self.prepared)))]
