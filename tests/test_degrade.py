@@ -12,7 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from vsrestore.training import degrade
 from vsrestore.training.data import YUVFrames
-from vsrestore.training.metrics import psnr
+from vsrestore.evaluation.metrics import psnr
 
 # --------------------------------------------------------------------------------------------------
 # bit depth

@@ -10,7 +10,7 @@ import vapoursynth as vs
 
 from vsrestore.bridge import cuda_transfer
 from vsrestore.bridge.cuda_transfer import host_copy_2d, plane_geometry
-from vsrestore.bridge.device import resolve_device, resolve_precision
+from vsrestore.models.device import resolve_device, resolve_precision
 from vsrestore.bridge.frames import frames_to_tensor, sample_scale, tensor_to_frame
 
 core = vs.core

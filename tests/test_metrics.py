@@ -1,4 +1,4 @@
-"""Metrics of vsrestore.training.metrics against known values."""
+"""Metrics of vsrestore.evaluation.metrics against known values."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from vsrestore.training.metrics import psnr, rgb_to_y, ssim
+from vsrestore.evaluation.metrics import psnr, rgb_to_y, ssim
 
 
 def test_psnr_of_a_constant_error() -> None:

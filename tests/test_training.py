@@ -90,9 +90,9 @@ def test_bad_task_and_patch():
 
 def test_bicubic_baseline_is_aligned_with_bd_sampling():
     from vsrestore.training.degrade import bd_downsample
-    from vsrestore.training.evaluate import bicubic_up
-    from vsrestore.training.metrics import psnr
-    from vsrestore.training.vsclips import rgb_clip, to_array
+    from vsrestore.evaluation.evaluate import bicubic_up
+    from vsrestore.evaluation.metrics import psnr
+    from vsrestore.evaluation.vsclips import rgb_clip, to_array
 
     yy, xx = np.mgrid[0:64, 0:64] / 64.0
     hr = np.stack([np.sin(3 * xx + 2 * yy), np.cos(2 * xx - yy), xx * yy], -1)[None].astype(np.float32) * 0.4 + 0.5

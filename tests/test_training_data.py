@@ -10,7 +10,7 @@ import pytest
 
 from conftest import shared_path
 from vsrestore.training import data
-from vsrestore.training.metrics import psnr
+from vsrestore.evaluation.metrics import psnr
 
 
 def smooth_rgb(h: int = 48, w: int = 64, t: int = 1, seed: int = 0) -> np.ndarray:

@@ -5,12 +5,44 @@
 - :func:`stifn`: compression-artifact removal (STIFN);
 - :func:`scene_changes`: marks scene cuts so windows never cross them;
 - :mod:`vsrestore.models`: the registry of networks and ``load`` for checkpoints.
-"""
-from . import models
-from .bridge.scenes import scene_changes
-from .filters.msitf import msitf
-from .filters.mstfn import mstfn
-from .filters.stifn import stifn
 
+Attributes are imported on first use (PEP 562): ``import vsrestore.networks.mstfn`` or training code
+does not load VapourSynth and the filters.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+
+# public name -> module that defines it
+_LAZY = {
+    "mstfn": "vsrestore.filters.mstfn",
+    "stifn": "vsrestore.filters.stifn",
+    "msitf": "vsrestore.filters.msitf",
+    "scene_changes": "vsrestore.filters.scenes",
+}
 __all__ = ["models", "msitf", "mstfn", "scene_changes", "stifn"]
-__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from . import models
+    from .filters.msitf import msitf
+    from .filters.mstfn import mstfn
+    from .filters.scenes import scene_changes
+    from .filters.stifn import stifn
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name == "models":
+        value = importlib.import_module("vsrestore.models")
+    else:
+        raise AttributeError(f"module 'vsrestore' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -90,7 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--max-frames", type=int, default=32, help="frames read per clip")
     tr.add_argument("--val-every", type=int, default=100)
     tr.add_argument("--checkpoint-minutes", type=float, default=2.0)
-    tr.add_argument("--in-bits", type=int, help="mstfn: significant input bits (default 8)")
+    tr.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                    help="auto: bf16 where the CPU or GPU computes it natively, else fp32 (fp16 on old GPUs)")
+    tr.add_argument("--threads", type=int, default=0, help="torch threads on the CPU (0: one per core)")
+    tr.add_argument("--in-bits", type=int, nargs="+",
+                    help="mstfn: significant input bits (default 8); several mix contracts (pretraining)")
+    tr.add_argument("--init", help="start a fresh run from these weights (.safetensors or a run's last.pt)")
     tr.add_argument("--qp", type=int, help="stifn: encoder QP (default 37)")
     tr.add_argument("--codec", choices=["x265", "x264"], help="stifn: encoder (default x265)")
     tr.add_argument("--degradation", choices=["bd", "bicubic"], help="msitf: down-sampling (default bd)")
@@ -125,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     options = {k: getattr(args, k, None) for k in ("in_bits", "qp", "codec", "degradation")}
     options = {k: v for k, v in options.items() if v is not None}
+    if isinstance(options.get("in_bits"), list) and len(options["in_bits"]) == 1:
+        options["in_bits"] = options["in_bits"][0]
     if args.command == "train":
         from .training.train import TrainSettings, export, train
 
@@ -132,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             task=args.task, out=args.out, data=args.data, val_data=args.val_data, config=args.config,
             steps=args.steps, minutes=args.minutes, batch=args.batch, patch=args.patch, lr=args.lr,
             seed=args.seed, device=args.device, max_frames=args.max_frames, val_every=args.val_every,
-            checkpoint_minutes=args.checkpoint_minutes, task_options=options,
+            checkpoint_minutes=args.checkpoint_minutes, precision=args.precision, threads=args.threads,
+            init=args.init, task_options=options,
         )
         checkpoint = train(settings, resume=not args.fresh)
         if args.export:
@@ -146,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evaluate":
         import logging
 
-        from .training.evaluate import evaluate
+        from .evaluation.evaluate import evaluate
 
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         extra = {"tile": args.tile} if args.tile else {}

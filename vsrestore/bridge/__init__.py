@@ -4,9 +4,7 @@ Everything here knows VapourSynth and torch; nothing here knows a particular net
 """
 from .cache import BoundedCache
 from .colour import ColourInfo, from_rgb, read_colour, to_rgb
-from .device import resolve_device, resolve_precision
 from .frames import frames_to_tensor, sample_scale, tensor_to_frame
-from .scenes import scene_changes
 from .tiling import Tile, parse_tile, run_tiled, tile_grid
 from .windows import SlidingWindow, Window, copy_props, shift, windowed_node
 
@@ -21,11 +19,8 @@ __all__ = [
     "from_rgb",
     "parse_tile",
     "read_colour",
-    "resolve_device",
-    "resolve_precision",
     "run_tiled",
     "sample_scale",
-    "scene_changes",
     "shift",
     "tensor_to_frame",
     "tile_grid",

@@ -9,8 +9,9 @@ import vapoursynth as vs
 from torch import nn
 
 from .. import models
-from ..bridge import parse_tile, resolve_device, resolve_precision
-from ..bridge.checks import fail
+from ..bridge import parse_tile
+from ..models.device import resolve_device, resolve_precision
+from .checks import fail
 
 
 def resolve_model(

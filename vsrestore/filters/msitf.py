@@ -11,7 +11,7 @@ from ..bridge import (
     frames_to_tensor, from_rgb, read_colour, run_tiled, sample_scale, tensor_to_frame, tile_grid, to_rgb,
 )
 from ..bridge.colour import COLOUR_PROPS
-from ..bridge.checks import check_clip, check_int, fail
+from .checks import check_clip, check_int, fail
 from ..bridge.spacetime import SpaceTimeWindow, doubled_rate_template, spacetime_node
 from .common import Runner, output_format, resolve_model, tile_arg
 

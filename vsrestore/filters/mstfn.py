@@ -23,7 +23,7 @@ from ..bridge import (
     to_rgb,
     windowed_node,
 )
-from ..bridge.checks import check_clip, check_int, fail
+from .checks import check_clip, check_int, fail
 from .common import Runner, output_format, resolve_model, tile_arg
 
 core = vs.core

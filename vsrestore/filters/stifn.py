@@ -10,7 +10,7 @@ from torch import nn
 from ..bridge import (
     SlidingWindow, copy_props, frames_to_tensor, run_tiled, sample_scale, tensor_to_frame, tile_grid, windowed_node,
 )
-from ..bridge.checks import check_clip, check_int, fail
+from .checks import check_clip, check_int, fail
 from ..networks.stifn import STIFN_PRESETS
 from .common import Runner, resolve_model, tile_arg
 

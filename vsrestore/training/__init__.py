@@ -1,1 +1,1 @@
-"""Training and evaluation support: data readers, degradations and quality metrics."""
+"""Training support: data readers, degradations, tasks and the training loop (no VapourSynth)."""

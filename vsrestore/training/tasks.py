@@ -23,7 +23,7 @@ from ..networks.msitf import MSITFConfig
 from ..networks.mstfn import MSTFNConfig
 from ..networks.stifn import STIFN_PRESETS, STIFNConfig
 from .data import YUVFrames, rgb_to_yuv420
-from .degrade import bd_downsample, bicubic_downsample, encode_decode, high_bit_from_8bit, truncate_bits
+from .degrade import bd_downsample, bicubic_downsample, encode_decode, high_bit_from_8bit, to_msb16, truncate_bits
 from .sources import Source
 
 Pair = tuple[torch.Tensor, torch.Tensor]
@@ -52,10 +52,16 @@ def augment(rng: np.random.Generator, *tensors: torch.Tensor, time_dims: Sequenc
 def bit_depth_pair(frames: np.ndarray, in_bits: int) -> tuple[np.ndarray, np.ndarray]:
     """(input, ground truth) for bit-depth enhancement: uint16 RGB, the input truncated to ``in_bits``.
 
-    16-bit frames are their own ground truth; 8-bit footage has none above 8 bits, so 2x2 area
-    averaging makes 10-bit truth (at half the size).
+    16-bit frames are their own ground truth. 8-bit frames are the truth of inputs with at most 6
+    bits (MSB-aligned, v << 8); for 7 or 8 input bits they hold too little above the input, so 2x2
+    area averaging makes 10-bit truth (at half the size).
     """
-    gt = frames if frames.dtype == np.uint16 else high_bit_from_8bit(frames, factor=2)
+    if frames.dtype == np.uint16:
+        gt = frames
+    elif in_bits <= 6:
+        gt = to_msb16(frames)
+    else:
+        gt = high_bit_from_8bit(frames, factor=2)
     return truncate_bits(gt, 16, in_bits), gt
 
 
@@ -95,9 +101,13 @@ class Task:
     prepared: list[Any] = field(default_factory=list)
 
     def prepare(self, sources: list[Source], cache_dir: Path | None = None) -> None:
-        self.prepared = [self.prepare_one(s, cache_dir) for s in sources]
+        self.prepared = [item for s in sources for item in self.prepare_source(s, cache_dir)]
         if not self.prepared:
             raise ValueError(f"{self.name}: no usable training sources")
+
+    def prepare_source(self, source: Source, cache_dir: Path | None) -> list[Any]:
+        """The prepared sequences of one source (one, unless the task mixes degradations)."""
+        return [self.prepare_one(source, cache_dir)]
 
     def prepare_one(self, source: Source, cache_dir: Path | None) -> Any:
         raise NotImplementedError
@@ -131,9 +141,15 @@ class MSTFNTask(Task):
         self.options = {"in_bits": 8, **self.options}
         self.options.setdefault("out_bits", 16)
 
-    def prepare_one(self, source: Source, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
-        low, gt = bit_depth_pair(source.frames, self.options["in_bits"])
-        return low[..., ::-1].copy(), gt[..., ::-1].copy()  # B, G, R like the authors
+    @property
+    def bits(self) -> list[int]:
+        """The input contracts trained: one, or several mixed (a pretraining stage)."""
+        bits = self.options["in_bits"]
+        return [int(b) for b in bits] if isinstance(bits, (list, tuple)) else [int(bits)]
+
+    def prepare_source(self, source: Source, cache_dir: Path | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        pairs = [bit_depth_pair(source.frames, bits) for bits in self.bits]
+        return [(low[..., ::-1].copy(), gt[..., ::-1].copy()) for low, gt in pairs]  # B, G, R like the authors
 
     def sample(self, rng: np.random.Generator, patch: int) -> Pair:
         low, gt = self.prepared[int(rng.integers(len(self.prepared)))]
@@ -184,6 +200,8 @@ class MSITFTask(Task):
     presets: ClassVar[dict[str, Any]] = {
         "tiny": MSITFConfig(features=16, deform_groups=2, front_blocks=1, temporal_heads=2, trunk_layers=1,
                             trunk_blocks=2, trunk_heads=2, cpb_hidden=64),
+        "small": MSITFConfig(features=32, deform_groups=4, front_blocks=2, temporal_heads=4, trunk_layers=2,
+                             trunk_blocks=2, trunk_heads=4, cpb_hidden=128),
         "authors": MSITFConfig(),
     }
 

@@ -6,7 +6,7 @@ from fractions import Fraction
 import numpy as np
 import vapoursynth as vs
 
-from .data import YUVFrames
+from ..training.data import YUVFrames
 
 core = vs.core
 

@@ -48,3 +48,39 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if device.type == "cpu" and precision != "fp32":
         raise ValueError(f'precision={precision!r} needs CUDA; on the CPU only "fp32" is allowed')
     return _PRECISIONS[precision]
+
+
+def cpu_features() -> set[str]:
+    """The CPU's feature flags as the kernel reports them (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AMX-BF16 or AVX512-BF16).
+
+    Without either, PyTorch emulates bf16 convolutions: measured on an AVX2-only EPYC, a 64-channel
+    3x3 conv ran at 15 GFLOP/s in bf16 against 176 in fp32 (channels_last), so bf16 would be a
+    10x slow-down there, not a speed-up.
+    """
+    return bool(cpu_features() & {"amx_bf16", "avx512_bf16"})
+
+
+def to_channels_last(net: torch.nn.Module) -> torch.nn.Module:
+    """Lay out ``net``'s 4-D weights channels_last and its 5-D (Conv3d) weights channels_last_3d, in place.
+
+    ``Module.to(memory_format=...)`` takes one format and fails on a network mixing 2-D and 3-D
+    convolutions, as STIFN does.
+    """
+    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    with torch.no_grad():
+        for tensor in [*net.parameters(), *net.buffers()]:
+            if tensor.dim() in formats:
+                tensor.data = tensor.data.contiguous(memory_format=formats[tensor.dim()])
+    return net

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import vapoursynth as vs
 
-from .windows import shift
+from ..bridge.windows import shift
 
 core = vs.core
 

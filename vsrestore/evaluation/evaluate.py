@@ -7,7 +7,9 @@ a markdown table (per clip and averaged) and side-by-side PNG crops.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +18,11 @@ from typing import Any
 import numpy as np
 import vapoursynth as vs
 
-from .data import write_image, yuv420_to_rgb
+from ..training.data import write_image, yuv420_to_rgb
+from .baselines import bit_replication, cambi, cambi_available, deband_grid, mid_rise, placebo_available
 from .metrics import psnr, rgb_to_y, ssim
-from .sources import Source, load_sources
-from .tasks import bit_depth_pair, compression_pair, spacetime_pair
+from ..training.sources import Source, load_sources
+from ..training.tasks import bit_depth_pair, compression_pair, spacetime_pair
 from .vsclips import plane_array, rgb_clip, to_array, yuv420_clip
 
 log = logging.getLogger("vsrestore.evaluate")
@@ -34,6 +37,7 @@ class Result:
     ssim_y: float
     psnr_rgb: float
     ssim_rgb: float
+    cambi: float | None = None  # banding (CAMBI of 10-bit luma), bit-depth evaluation only
 
 
 def score(clip: str, method: str, out: np.ndarray, gt: np.ndarray, peak: float) -> Result:
@@ -74,19 +78,24 @@ def eval_mstfn(src: Source, model: Any, options: dict[str, Any], crops: Path, **
 
     in_bits = int(options.get("in_bits", 8))
     low, gt = bit_depth_pair(src.frames, in_bits)
-    v = (low >> (16 - in_bits)).astype(np.float64)
-    replicated = np.zeros_like(v)
-    for shift in range(16 - in_bits, -in_bits, -in_bits):  # v repeated down to bit 0
-        replicated += np.floor(v * 2.0**shift)
+    midrise = mid_rise(low, in_bits)
     methods: dict[str, np.ndarray] = {
         "zero padding (input)": low,
-        "bit replication": np.minimum(replicated, 65535).astype(np.uint16),
-        "ideal gain": np.rint(v * 65535 / ((1 << in_bits) - 1)).astype(np.uint16),
+        "mid-rise": midrise,
+        "bit replication": bit_replication(low, in_bits),
     }
+    if placebo_available():
+        methods.update(deband_grid(midrise, in_bits))
     out = vsrestore.mstfn(rgb_clip(low), in_bits=in_bits, out_depth=16, model=model, **filter_args)
     methods["vsrestore.mstfn"] = to_array(out)
-    write_crops(crops / f"mstfn_{src.name}.png", [_crop(gt)] + [_crop(m) for m in methods.values()], 65535, stretch=True)
-    return [score(src.name, name, m, gt, 65535.0) for name, m in methods.items()]
+    shown = [m for name, m in methods.items() if not name.startswith("placebo") or "threshold 1 " in name]
+    write_crops(crops / f"mstfn_{src.name}.png", [_crop(gt)] + [_crop(m) for m in shown], 65535, stretch=True)
+    results = [score(src.name, name, m, gt, 65535.0) for name, m in methods.items()]
+    if cambi_available():
+        for r in results:
+            r.cambi = cambi(methods[r.method])
+        results.append(Result(src.name, "ground truth", math.inf, 1.0, math.inf, 1.0, cambi(gt)))
+    return results
 
 
 def eval_stifn(src: Source, model: Any, options: dict[str, Any], crops: Path, **filter_args: Any) -> list[Result]:
@@ -150,6 +159,8 @@ def eval_msitf(src: Source, model: Any, options: dict[str, Any], crops: Path, **
     for name, node in outputs.items():
         out = np.rint(np.clip(to_array(node), 0, 1) * 255).astype(np.uint8)
         results.append(score(src.name, name, out, gt, 255.0))
+        if gt.shape[0] > 1:  # outputs 1, 3, 5, ...: the frames no input holds
+            results.append(score(src.name, f"{name}, in-between frames", out[1::2], gt[1::2], 255.0))
         panels.append(_crop(out))
     write_crops(crops / f"msitf_{src.name}.png", panels, 255)
     return results
@@ -182,30 +193,61 @@ def evaluate(
     return path
 
 
+# The row each task's gains are measured against: the baseline its targets name.
+REFERENCE = {"mstfn": "mid-rise", "stifn": "decoded (input)", "msitf": "bicubic + linear interpolation"}
+
+
+def keep_best_deband(results: list[Result]) -> list[Result]:
+    """Of the ``placebo.Deband`` grid, only the setting with the best average PSNR-RGB."""
+    grid = {r.method for r in results if r.method.startswith("placebo.Deband")}
+    if not grid:
+        return results
+    best = max(grid, key=lambda m: np.mean([r.psnr_rgb for r in results if r.method == m]))
+    return [r for r in results if r.method not in grid or r.method == best]
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "—" if value is None or not math.isfinite(value) else format(value, fmt)
+
+
 def markdown(task: str, results: list[Result], options: dict[str, Any], model: Any) -> str:
-    """A table per clip and the average over clips, method by method. ΔPSNR-Y is measured against
-    each clip's first method: the degraded input or the simplest baseline."""
+    """A table per clip and the average over clips, method by method, with the gains over the
+    task's reference baseline (:data:`REFERENCE`, else each clip's first method)."""
+    results = keep_best_deband(results)
     methods = list(dict.fromkeys(r.method for r in results))
-    reference = {r.clip: r.psnr_y for r in results if r.method == methods[0]}
+    ref_method = REFERENCE[task] if REFERENCE.get(task) in methods else methods[0]
+    reference = {r.clip: r for r in results if r.method == ref_method}
+    has_cambi = any(r.cambi is not None for r in results)
     setting = ", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"
     lines = [
         f"# {task} evaluation ({setting}; model: {getattr(model, 'name', model)})",
         "",
-        f"ΔPSNR-Y: against {methods[0]}.",
+        f"Δ: against {ref_method}." + (" CAMBI: banding of 10-bit luma (lower is better)." if has_cambi else ""),
         "",
-        "| clip | method | PSNR-Y (dB) | ΔPSNR-Y (dB) | SSIM-Y | PSNR-RGB (dB) | SSIM-RGB |",
-        "|---|---|---|---|---|---|---|",
+        "| clip | method | PSNR-Y (dB) | ΔPSNR-Y | SSIM-Y | PSNR-RGB (dB) | ΔPSNR-RGB | SSIM-RGB |"
+        + (" CAMBI |" if has_cambi else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if has_cambi else ""),
     ]
-    for r in results:
-        lines.append(
-            f"| {r.clip} | {r.method} | {r.psnr_y:.2f} | {r.psnr_y - reference[r.clip]:+.2f} | {r.ssim_y:.4f} "
-            f"| {r.psnr_rgb:.2f} | {r.ssim_rgb:.4f} |"
-        )
+
+    def row(clip: str, method: str, values: dict[str, float | None]) -> str:
+        cells = [_cell(values["psnr_y"], ".2f"), _cell(values["d_y"], "+.2f"), _cell(values["ssim_y"], ".4f"),
+                 _cell(values["psnr_rgb"], ".2f"), _cell(values["d_rgb"], "+.2f"), _cell(values["ssim_rgb"], ".4f")]
+        if has_cambi:
+            cells.append(_cell(values.get("cambi"), ".3f"))
+        return f"| {clip} | {method} | " + " | ".join(cells) + " |"
+
+    def values(r: Result) -> dict[str, float | None]:
+        ref = reference.get(r.clip)
+        finite = math.isfinite(r.psnr_y) and ref is not None
+        return {**dataclasses.asdict(r), "d_y": r.psnr_y - ref.psnr_y if finite else None,
+                "d_rgb": r.psnr_rgb - ref.psnr_rgb if finite else None}
+
+    per = [values(r) for r in results]
+    for r, v in zip(results, per):
+        lines.append(row(r.clip, r.method, v))
     for m in methods:
-        rs = [r for r in results if r.method == m]
-        avg = [float(np.mean([getattr(r, k) for r in rs])) for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")]
-        delta = float(np.mean([r.psnr_y - reference[r.clip] for r in rs]))
-        lines.append(
-            f"| **average** | {m} | {avg[0]:.2f} | {delta:+.2f} | {avg[1]:.4f} | {avg[2]:.2f} | {avg[3]:.4f} |"
-        )
+        vs_ = [v for r, v in zip(results, per) if r.method == m]
+        avg = {k: (float(np.mean([v[k] for v in vs_])) if all(v[k] is not None for v in vs_) else None)
+               for k in ("psnr_y", "d_y", "ssim_y", "psnr_rgb", "d_rgb", "ssim_rgb", "cambi")}
+        lines.append(row("**average**", m, avg))
     return "\n".join(lines) + "\n"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Train (or resume) one of the shipped models with the recipe documented in docs/training.md.
+# Runs live in checkpoints/<model>/ (last.pt, train.log; committed so that the next session
+# resumes them); the x265 encode cache in checkpoints/encode-cache/ is not committed.
+# Usage: scripts/train_shipped.sh MODEL MINUTES [THREADS]    e.g. scripts/train_shipped.sh stifn_qp37 60 1
+# Rerunning resumes; MINUTES is the run's total budget (summed over resumes), so raise it to go on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model="$1"; minutes="$2"; threads="${3:-0}"
+data="${VSRESTORE_SHARED:-../shared}/data"
+# Training clips: everything in ../shared/data except the held-out evaluation clips
+# (carphone, cars, CiscoVT2people, sparks). cars doubles as the validation clip during training.
+train_rgb=("$data/vimeo_septuplet" "$data/clips/bikes.mp4" "$data/clips/bigbuckbunny.mp4" "$data/sintel16")
+val="$data/clips/cars_320x240_30f.i420"
+common=(--out "checkpoints/$model" --minutes "$minutes" --threads "$threads" --max-frames 48
+        --checkpoint-minutes 3 --val-data "$val")
+vsr() { ./dev python -m vsrestore.cli "$@"; }
+case "$model" in
+    stifn_qp37)
+        vsr train --task stifn --config lite --qp 37 --data "${train_rgb[@]}" --batch 8 --patch 64 \
+            --steps 8000 --lr 3e-4 --val-every 100 "${common[@]}" ;;
+    mstfn_pretrain)  # one network for 4, 6 and 8 input bits; each shipped MSTFN is fine-tuned from it
+        vsr train --task mstfn --config small --in-bits 4 6 8 --data "${train_rgb[@]}" --batch 8 --patch 48 \
+            --steps 6000 --lr 3e-4 --val-every 100 "${common[@]}" ;;
+    *) echo "unknown model $model" >&2; exit 2 ;;
+esac
