@@ -12,7 +12,7 @@ import torch
 import vapoursynth as vs
 
 import vsrestore
-from vsrestore.networks.stifn import STIFN, STIFN_PRESETS
+from vsrestore.networks.stifn import STIFN, PRESETS
 
 core = vs.core
 
@@ -23,7 +23,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch threads={torch.get_num_threads()}, core.num_threads={core.num_threads}")
     for size in ("r3", "r3l"):
-        net = STIFN(STIFN_PRESETS[size])
+        net = STIFN(PRESETS[size])
         params = sum(p.numel() for p in net.parameters())
         for width, height in ((416, 240), (1280, 720)):
             clip = core.std.BlankClip(format=vs.YUV420P8, width=width, height=height, length=args.frames + 1)

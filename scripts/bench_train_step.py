@@ -51,23 +51,23 @@ def main() -> None:
         x, y = torch.rand(xs), torch.rand(ys)
         runs = {}
         for mode, (dtype, cl) in ((m, MODES[m]) for m in args.modes):
-            net = arch.build(task.presets.get(config, config)).train()
+            net = arch.build(config).train()
             if cl:
                 net = to_channels_last(net)
             opt = torch.optim.Adam(net.parameters(), lr=1e-4)
             scaler = torch.amp.GradScaler("cpu", enabled=False)
             inputs = (channels_last(x), channels_last(y)) if cl else (x, y)
-            train_step(task, net, opt, scaler, *inputs, dtype)  # warm-up
-            runs[mode] = (task, net, opt, scaler, inputs, dtype)
+            train_step(net, opt, scaler, *inputs, dtype)  # warm-up
+            runs[mode] = (net, opt, scaler, inputs, dtype)
         times: dict[str, list[float]] = {m: [] for m in args.modes}
         for _ in range(args.rounds):
-            for mode, (task_, net, opt, scaler, inputs, dtype) in runs.items():
+            for mode, (net, opt, scaler, inputs, dtype) in runs.items():
                 start = time.perf_counter()
                 for _ in range(args.steps):
-                    train_step(task_, net, opt, scaler, *inputs, dtype)
+                    train_step(net, opt, scaler, *inputs, dtype)
                 times[mode].append((time.perf_counter() - start) / args.steps)
         base = statistics.median(next(iter(times.values())))
-        params = sum(p.numel() for p in next(iter(runs.values()))[1].parameters())
+        params = sum(p.numel() for p in next(iter(runs.values()))[0].parameters())
         print(f"{name} {config} ({params:,} params), batch {size} of {patch}x{patch}:", flush=True)
         for mode, ts in times.items():
             med = statistics.median(ts)

@@ -7,7 +7,7 @@ import torch
 
 from vsrestore import models
 from vsrestore.networks.mstfn import MSTFN, MSTFNConfig
-from vsrestore.networks.stifn import STIFN, STIFN_PRESETS
+from vsrestore.networks.stifn import PRESETS, STIFN
 
 
 def parity_state_dict(parity: dict[str, np.ndarray], prefix: str = "") -> dict[str, torch.Tensor]:
@@ -20,10 +20,11 @@ def test_authors_checkpoint_loads_through_the_public_loader_with_parity(tmp_path
     folder.mkdir(parents=True)
     path = folder / "netG_weights_epo61.pth"
     torch.save(parity_state_dict(mstfn_parity, prefix), path)
-    model = models.load(path)
+    loaded = models.load_model(path)
+    model = loaded.network
     assert isinstance(model, MSTFN) and not model.training
-    assert model.vsrestore_meta["arch"] == "mstfn"
-    assert (model.vsrestore_meta["in_bits"], model.vsrestore_meta["out_bits"]) == (8, 12)
+    assert loaded.info.arch == "mstfn"
+    assert (loaded.info.in_bits, loaded.info.out_bits) == (8, 12)
     x = torch.from_numpy(mstfn_parity["in.x"])
     ref = torch.from_numpy(mstfn_parity["out"])
     with torch.inference_mode():
@@ -72,20 +73,54 @@ def test_missing_file_and_non_checkpoint(tmp_path):
         models.load(junk)
 
 
-@pytest.mark.parametrize("preset", sorted(STIFN_PRESETS))
+@pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_safetensors_round_trip_keeps_config_and_metadata(tmp_path, preset):
-    net = STIFN(STIFN_PRESETS[preset])
+    net = STIFN(PRESETS[preset])
     path = models.save(net, tmp_path / f"stifn_{preset}.safetensors", {"task": "stifn", "qp": 37, "steps": 10})
-    loaded = models.load(path)
-    assert isinstance(loaded, STIFN) and loaded.config == net.config
-    assert loaded.vsrestore_meta == {"arch": "stifn", "config": loaded.vsrestore_meta["config"], "task": "stifn", "qp": 37, "steps": 10}
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values()))
+    loaded = models.load_model(path)
+    assert isinstance(loaded.network, STIFN) and loaded.network.config == net.config
+    assert (loaded.info.arch, loaded.info.task, loaded.info.qp, loaded.info.in_bits) == ("stifn", "stifn", 37, None)
+    assert loaded.info.metadata == {"arch": "stifn", "config": loaded.info.metadata["config"], "task": "stifn", "qp": 37, "steps": 10}
+    assert all(torch.equal(a, b) for a, b in zip(loaded.network.state_dict().values(), net.state_dict().values()))
 
 
-def test_shipped_names_resolve_from_the_weights_folder(tmp_path, monkeypatch):
+def test_user_folder_names_resolve_but_never_replace_a_shipped_model(tmp_path, monkeypatch):
+    from vsrestore.models import shipped
+
     net = MSTFN(MSTFNConfig(features=8, num_rpb=1, num_tail=1))
     models.save(net, tmp_path / "tiny-mstfn.safetensors", {"in_bits": 8})
+    models.save(net, tmp_path / "mstfn_6bit.safetensors", {"in_bits": 8})
     monkeypatch.setenv("VSRESTORE_WEIGHTS", str(tmp_path))
-    assert "tiny-mstfn" in models.shipped_models()
-    loaded = models.load("tiny-mstfn")
-    assert loaded.config == net.config and loaded.vsrestore_meta["in_bits"] == 8
+    shipped._WARNED.clear()
+    with pytest.warns(UserWarning, match="mstfn_6bit.*is a shipped model"):
+        names = models.shipped_models()
+    assert "tiny-mstfn" in names and names["mstfn_6bit"].parent != tmp_path
+    loaded = models.load_model("tiny-mstfn")
+    assert loaded.network.config == net.config and loaded.info.in_bits == 8
+
+
+def test_shipped_weights_are_checked_against_the_manifest(tmp_path, monkeypatch):
+    from vsrestore.models import shipped
+
+    path = models.save(MSTFN(MSTFNConfig(features=8, num_rpb=1, num_tail=1)), tmp_path / "m.safetensors", {"in_bits": 4})
+    shipped.add_to_manifest(path, models.read_checkpoint(path)[1], folder=tmp_path)
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path)
+    assert models.load_model("m").info.in_bits == 4
+    assert [e.name for e in shipped.find("mstfn", in_bits=4)] == ["m"] and shipped.find("mstfn", in_bits=8) == []
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit in the last weight
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match its sha256"):
+        models.load("m")
+
+
+def test_every_shipped_model_matches_its_manifest():
+    from vsrestore.models import shipped
+
+    entries = [e for e in shipped.catalogue().values() if e.shipped]
+    assert entries, "the package ships no model"
+    for entry in entries:
+        shipped.verify(entry)
+        loaded = models.load_model(entry.name)
+        assert loaded.info.arch == entry.arch
+        assert all(loaded.info.metadata[k] == v for k, v in entry.contract.items())

@@ -20,7 +20,8 @@ core = vs.core
 
 
 class Blender(torch.nn.Module):
-    """Stand-in for MSITF: output 2k is input k, output 2k+1 the mean of inputs k and k+1, x4 nearest."""
+    """Stand-in for MSITF: output 2k is input k, output 2k+1 the mean of inputs k and k+1, x4 nearest
+    (7 outputs from 4 inputs; 2N-1 from N)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -31,7 +32,7 @@ class Blender(torch.nn.Module):
         with self.lock:
             self.calls += 1
         frames = []
-        for p in range(7):
+        for p in range(2 * x.shape[1] - 1):
             k, mid = divmod(p, 2)
             f = x[:, k] if not mid else (x[:, k] + x[:, k + 1]) / 2
             frames.append(F.interpolate(f, scale_factor=4, mode="nearest"))
@@ -116,6 +117,15 @@ def test_each_window_runs_once_and_any_order_gives_identical_bytes():
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda m: frame_bytes(node.get_frame(m)), order))
     assert got == [reference[m] for m in order]
+
+
+def test_window_length_comes_from_the_network_config():
+    net = Blender()
+    net.config = MSITFConfig(input_frames=3)  # 5 outputs from 3 inputs, windows at stride 2
+    got = levels(vsrestore.msitf(level_clip(8, cuts={3}), model=net))
+    assert got == [0, 5, 10, 15, 20, 25, 30, 30, 40, 45, 50, 55, 60, 65, 70]  # cut: output 7 repeats frame 3
+    # 0-2, 1-3 (the end of the first scene), 4-6 (the start of the next), 5-7 (the clip's end)
+    assert net.calls == 4
 
 
 def test_long_clip_infers_each_window_once():

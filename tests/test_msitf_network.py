@@ -1,7 +1,11 @@
 """MSITF against the authors' model (parity vectors), plus structure and input checks."""
 from __future__ import annotations
 
+import copy
 import os
+import pickle
+import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vsrestore.networks.msitf import MSITF, MSITFConfig
+import vsrestore.models
+from vsrestore.networks.msitf import MSITF, MSITFConfig, SwinTrunk, is_computed_key
 
 # Same location rule as tests/conftest.py (not importable as a module from here).
 SHARED = Path(os.environ.get("VSRESTORE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -21,10 +26,15 @@ def _weights(parity: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k[2:]: torch.from_numpy(v) for k, v in parity.items() if k.startswith("w.")}
 
 
+def _learned(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` without the buffers MSITF computes itself (non-persistent, so never loaded)."""
+    return {k: v for k, v in state.items() if not is_computed_key(k)}
+
+
 @pytest.fixture(scope="module")
 def parity_model(msitf_parity: dict[str, np.ndarray]) -> MSITF:
     model = MSITF().eval()
-    model.load_state_dict(_weights(msitf_parity), strict=True)
+    model.load_state_dict(_learned(_weights(msitf_parity)), strict=True)
     return model
 
 
@@ -45,19 +55,25 @@ def test_parameter_count_and_keys() -> None:
         pytest.skip(f"shared material not present: {tsv}")
     rows = [line.split("\t") for line in tsv.read_text().splitlines()]
     state = model.state_dict()
-    # Same keys, same order, same shapes as the authors' state dict (buffers included).
-    assert list(state) == [key for key, _ in rows]
+    # Same keys, same order, same shapes as the authors' state dict; the buffers MSITF computes
+    # are not in its state dict (non-persistent) but exist under the authors' names and shapes.
+    assert list(state) == [key for key, _ in rows if not is_computed_key(key)]
+    assert sum(is_computed_key(key) for key, _ in rows) == 30
+    tensors = {**dict(model.named_buffers()), **state}
     for key, shape in rows:
-        assert str(tuple(state[key].shape)) == shape, key
+        assert str(tuple(tensors[key].shape)) == shape, key
 
 
 def test_computed_buffers_match_authors(msitf_parity: dict[str, np.ndarray]) -> None:
-    state = MSITF().state_dict()
+    state = dict(MSITF().named_buffers())
     weights = _weights(msitf_parity)
     names = [k for k in weights if k.rsplit(".", 1)[-1] in COMPUTED_BUFFERS]
     assert len(names) == 6 * 2 * 2 + 6
     for key in names:
         assert torch.equal(state[key].to(weights[key].dtype), weights[key]), key
+    # The network's own rule names exactly those keys, and its state dict holds none of them.
+    assert [k for k in weights if is_computed_key(k)] == names
+    assert not any(is_computed_key(k) for k in MSITF().state_dict())
 
 
 def test_parity_float64(float64_output: torch.Tensor, msitf_parity: dict[str, np.ndarray]) -> None:
@@ -96,12 +112,16 @@ def test_load_without_computed_buffers(
 def test_foreign_attn_mask_shape_is_accepted_but_bad_table_is_not() -> None:
     model = MSITF(MSITFConfig(trunk_layers=1))
     state = model.state_dict()
-    # A mask built for another construction size is irrelevant (forward builds its own).
+    # A mask built for another construction size is irrelevant (forward builds its own): the
+    # rule drops it like any computed buffer.
     state["recon_trunk.layers.0.residual_group.blocks.1.attn_mask"] = torch.zeros(4, 64, 64)
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(_learned(state), strict=True)
     state["recon_trunk.layers.0.residual_group.blocks.0.attn.relative_coords_table"] = torch.zeros(1, 7, 7, 2)
-    with pytest.raises(RuntimeError, match="window size"):
+    # Unfiltered, computed keys are refused by a strict load rather than loaded or ignored ...
+    with pytest.raises(RuntimeError, match="relative_coords_table"):
         model.load_state_dict(state, strict=True)
+    # ... and the loader reads the window size from the table: a 7x7 table means 4x4 windows.
+    assert vsrestore.models.load(state, arch="msitf").config.window_size == 4
 
 
 def test_light_config_runs_any_size() -> None:
@@ -170,6 +190,56 @@ def test_config_validation() -> None:
         MSITFConfig(mask_resolution=20)
     with pytest.raises(ValueError):
         MSITFConfig(input_frames=1)
+
+
+def test_trunk_from_several_threads_matches_a_single_thread() -> None:
+    """VapourSynth calls one network from several threads: the shifted-window mask cache must
+    neither race nor grow with the number of frame sizes (more sizes here than it keeps)."""
+    cfg = MSITFConfig(features=8, deform_groups=1, front_blocks=0, temporal_heads=1, trunk_layers=1,
+                      trunk_heads=2, cpb_hidden=8, window_size=4, mask_resolution=8)
+    torch.manual_seed(0)
+    trunk = SwinTrunk(cfg).eval()
+    sizes = [(4, 4), (8, 4), (4, 8), (8, 8), (12, 8), (8, 12), (16, 4)]
+    inputs = {size: torch.rand(1, 8, *size) for size in sizes}
+    with torch.inference_mode():
+        reference = {size: trunk(x) for size, x in inputs.items()}
+    order = sizes * 6
+    random.Random(3).shuffle(order)
+
+    def run(size: tuple[int, int]) -> torch.Tensor:
+        with torch.inference_mode():
+            return trunk(inputs[size])
+
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(run, order))
+    for size, out in zip(order, got):
+        assert torch.equal(out, reference[size]), size
+    assert len(trunk._mask_cache) <= 4
+    # The Runner deep-copies a network to move or cast it; the cache (and its lock) must allow it.
+    for clone in (copy.deepcopy(trunk), pickle.loads(pickle.dumps(trunk))):
+        assert len(clone._mask_cache) == 0
+        with torch.inference_mode():
+            assert torch.equal(clone(inputs[(8, 8)]), reference[(8, 8)])
+
+
+def test_whole_network_from_several_threads_matches_a_single_thread() -> None:
+    cfg = MSITFConfig(features=8, deform_groups=2, front_blocks=1, temporal_heads=2, trunk_layers=1,
+                      trunk_heads=2, cpb_hidden=8)
+    torch.manual_seed(0)
+    model = MSITF(cfg).eval()
+    inputs = [torch.rand(1, 4, 3, h, w) for h, w in ((5, 7), (9, 4), (3, 11))]
+    with torch.inference_mode():
+        reference = [model(x) for x in inputs]
+
+    def run(i: int) -> torch.Tensor:
+        with torch.inference_mode():
+            return model(inputs[i])
+
+    order = list(range(len(inputs))) * 2
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(run, order))
+    for i, out in zip(order, got):
+        assert torch.equal(out, reference[i]), i
 
 
 def test_receptive_radius() -> None:

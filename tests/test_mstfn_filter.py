@@ -127,18 +127,14 @@ def test_tiled_equals_untiled_when_overlap_covers_the_receptive_field(net):
     assert np.abs(whole - seams).max() > 1e-3
 
 
-def test_contract_mismatch_warns_once(net):
-    net.vsrestore_meta = {"in_bits": 8}
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            out = vsrestore.mstfn(noise_clip(vs.RGB24, length=3), model=net, in_bits=6)
-            for _ in out.frames():
-                pass
-        assert [str(w.message) for w in caught if "significant input bits" in str(w.message)] != []
-        assert len([w for w in caught if "significant input bits" in str(w.message)]) == 1
-    finally:
-        net.vsrestore_meta = {}
+def test_contract_mismatch_warns_once(net, tmp_path):
+    path = vsrestore.models.save(net, tmp_path / "eight.safetensors", {"in_bits": 8})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = vsrestore.mstfn(noise_clip(vs.RGB24, length=3), model=path, in_bits=6)
+        for _ in out.frames():
+            pass
+    assert len([w for w in caught if "significant input bits" in str(w.message)]) == 1
 
 
 def test_library_prints_nothing_on_stdout(net, capfd):
@@ -175,6 +171,6 @@ def test_bad_input_names_the_parameter(net, kwargs, clip, match):
 
 def test_no_model_and_none_shipped_says_what_to_pass(monkeypatch, tmp_path):
     monkeypatch.setenv("VSRESTORE_WEIGHTS", str(tmp_path))
-    monkeypatch.setattr("vsrestore.models.loading.weights_dirs", lambda: [tmp_path])
-    with pytest.raises(vs.Error, match="pass model="):
+    monkeypatch.setattr("vsrestore.models.shipped.WEIGHTS_DIR", tmp_path)
+    with pytest.raises(vs.Error, match="no shipped MSTFN model for in_bits=8.*pass model="):
         vsrestore.mstfn(noise_clip(vs.RGB24))

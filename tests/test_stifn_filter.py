@@ -8,8 +8,8 @@ import vapoursynth as vs
 
 import vsrestore
 from standins import frame_value, index_clip
-from vsrestore.filters.stifn import nearest_qp
-from vsrestore.networks.stifn import STIFN, STIFN_PRESETS
+from vsrestore.filters.stifn import default_model, nearest_qp
+from vsrestore.networks.stifn import STIFN, PRESETS
 
 core = vs.core
 
@@ -42,7 +42,7 @@ def planes(frame):
 
 
 def test_zero_network_is_the_identity_and_chroma_passes_through():
-    zero = STIFN(STIFN_PRESETS["r3"])
+    zero = STIFN(PRESETS["r3"])
     for p in zero.parameters():
         torch.nn.init.zeros_(p)
     for fmt in (vs.YUV420P8, vs.YUV444P16, vs.GRAY10):
@@ -89,16 +89,22 @@ def test_tiled_equals_untiled():
 
 @pytest.mark.parametrize("qp, expected", [(0, 22), (22, 22), (24, 22), (25, 27), (29, 27), (30, 32), (34, 32), (35, 37), (51, 37)])
 def test_nearest_trained_qp(qp, expected):
-    assert nearest_qp(qp) == expected
+    assert nearest_qp(qp, (22, 27, 32, 37)) == expected
 
 
-def test_default_model_name_follows_qp_and_size(monkeypatch, tmp_path):
-    monkeypatch.setattr("vsrestore.models.loading.weights_dirs", lambda: [tmp_path])
-    vsrestore.models.save(STIFN(STIFN_PRESETS["r3l"]), tmp_path / "stifn_r3l_qp27.safetensors", {"qp": 27})
+def test_default_model_follows_qp_and_size(monkeypatch, tmp_path):
+    from vsrestore.models import shipped
+
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path)
+    for qp in (22, 32):
+        path = vsrestore.models.save(STIFN(PRESETS["r3l"]), tmp_path / f"stifn_r3l_qp{qp}.safetensors",
+                                     {"qp": qp, "training": {"config": "r3l"}})
+        shipped.add_to_manifest(path, vsrestore.models.read_checkpoint(path)[1], folder=tmp_path)
     out = vsrestore.stifn(noise_yuv(), qp=29, size="r3l")
     assert out.num_frames == 5
-    with pytest.raises(vs.Error, match="no STIFN weights"):
-        vsrestore.stifn(noise_yuv(), qp=37, size="r3l")
+    assert [default_model(qp, "r3l") for qp in (0, 27, 28, 51)] == ["stifn_r3l_qp22", "stifn_r3l_qp22", "stifn_r3l_qp32", "stifn_r3l_qp32"]
+    with pytest.raises(vs.Error, match="no shipped STIFN model for size='r3'"):
+        vsrestore.stifn(noise_yuv(), qp=37, size="r3")
 
 
 @pytest.mark.parametrize(
@@ -108,7 +114,7 @@ def test_default_model_name_follows_qp_and_size(monkeypatch, tmp_path):
         (lambda: core.std.BlankClip(format=vs.YUV444PS, width=32, height=32), {}, "integer samples"),
         (lambda: noise_yuv(), {"qp": 52}, "qp must be one of 0..51"),
         (lambda: noise_yuv(), {"qp": -1}, "qp must be one of 0..51"),
-        (lambda: noise_yuv(), {"size": "big"}, "size must be one of r3, r3l"),
+        (lambda: noise_yuv(), {"size": "big"}, "size must be one of lite, r3, r3l"),
         (lambda: noise_yuv(), {"planes": [3]}, "planes must be"),
         (lambda: noise_yuv(), {"planes": [0, 0]}, "planes must be"),
         (lambda: core.std.BlankClip(format=vs.YUV420P8, width=8, height=32), {}, "at least 16x16"),

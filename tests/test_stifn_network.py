@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vsrestore.networks.stifn import STIFN, STIFN_PRESETS, STIFNConfig
+from vsrestore.networks.stifn import STIFN, PRESETS, STIFNConfig
 
 # Published budgets of STIFN-R3 and STIFN-R3L.
 BUDGETS = {"r3": 374_000, "r3l": 660_000}
@@ -27,17 +27,17 @@ def _zeroed(config: STIFNConfig | None = None) -> STIFN:
 
 @pytest.mark.parametrize("name", sorted(BUDGETS))
 def test_parameter_budget(name: str) -> None:
-    count = sum(p.numel() for p in STIFN(STIFN_PRESETS[name]).parameters())
+    count = sum(p.numel() for p in STIFN(PRESETS[name]).parameters())
     assert abs(count - BUDGETS[name]) <= 0.05 * BUDGETS[name]
 
 
 def test_default_is_r3() -> None:
-    assert STIFN().config == STIFN_PRESETS["r3"]
+    assert STIFN().config == PRESETS["r3"]
 
 
 @pytest.mark.parametrize("name", sorted(BUDGETS))
 def test_output_shape_and_range(name: str) -> None:
-    model = STIFN(STIFN_PRESETS[name]).eval()
+    model = STIFN(PRESETS[name]).eval()
     x = torch.rand(2, 7, 18, 22)
     with torch.no_grad():
         y = model(x)
@@ -70,7 +70,7 @@ def test_output_is_clamped_residual_on_centre() -> None:
 @pytest.mark.parametrize("name", sorted(BUDGETS))
 def test_receptive_radius_matches_gradient_support(name: str) -> None:
     torch.manual_seed(0)
-    model = STIFN(STIFN_PRESETS[name]).eval()
+    model = STIFN(PRESETS[name]).eval()
     r = model.receptive_radius
     size = 2 * r + 7
     x = (0.25 + 0.5 * torch.rand(1, 7, size, size)).requires_grad_(True)

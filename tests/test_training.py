@@ -45,9 +45,9 @@ def test_train_resume_export_load_and_evaluate(tmp_path, frames_dir, task, optio
     assert torch.load(run / "last.pt", weights_only=False)["step"] == 4
     assert "resuming" in (run / "train.log").read_text()
 
-    model = vsrestore.models.load(weights)
-    meta = model.vsrestore_meta
-    assert meta["arch"] == task and meta["task"] == task and meta["training"]["steps"] == 2
+    info = vsrestore.models.load_model(weights).info
+    meta = info.metadata
+    assert info.arch == task and info.task == task and meta["training"]["steps"] == 2
     assert np.isfinite(meta["validation"]["psnr_db"])
     out = tmp_path / "eval"
     assert cli(["evaluate", "--task", task, "--model", str(weights), "--clips", str(frames_dir), "--out", str(out),
@@ -65,10 +65,10 @@ def test_identity_start_matches_the_baseline(frames_dir):
         task = make_task(name)
         task.prepare(load_sources([frames_dir], 8))
         x, y = task.sample(np.random.default_rng(0), 16)
-        net = get_arch(task.arch).build(task.presets["tiny"])
-        start_as_identity(net, task.arch)
+        net = get_arch(task.arch).build("tiny")
+        start_as_identity(net)
         centre = x[6:9] if name == "mstfn" else x[3:4]
-        assert torch.equal(forward(task, net, x[None])[0], centre)
+        assert torch.equal(forward(net, x[None])[0], centre)
 
 
 def test_augment_is_consistent_across_tensors():

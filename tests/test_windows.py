@@ -103,7 +103,7 @@ def test_scene_changes_marks_hard_cuts_only():
 
 @pytest.mark.parametrize("threshold", [0, 1, -0.5, "x"])
 def test_scene_changes_rejects_bad_threshold(threshold):
-    with pytest.raises(ValueError, match="threshold"):
+    with pytest.raises(vs.Error, match="vsrestore.scene_changes: threshold"):
         scene_changes(index_clip(3), threshold=threshold)
 
 

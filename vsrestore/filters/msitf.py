@@ -13,7 +13,8 @@ from ..bridge import (
 from ..bridge.colour import COLOUR_PROPS
 from .checks import check_clip, check_int, fail
 from ..bridge.spacetime import SpaceTimeWindow, doubled_rate_template, spacetime_node
-from .common import Runner, output_format, resolve_model, tile_arg
+from ..models.shipped import find
+from .common import Runner, output_format, resolve_model, shipped_default, tile_arg
 
 core = vs.core
 NAME = "msitf"
@@ -37,7 +38,8 @@ def msitf(
 
     Output frame 2s is source frame s upscaled; output 2s+1 is the interpolated midpoint between
     source frames s and s+1. The network sees windows of 4 source frames (stride 3) and makes 7
-    outputs from each; each window is computed once and serves its outputs from a bounded cache.
+    outputs from each (the window length is the model's ``config.input_frames``: 4 for the shipped
+    and the authors' models); each window is computed once and serves its outputs from a bounded cache.
 
     Args:
         clip: RGB or YUV, integer (8-16 bit) or float, constant format, frame size at least 16x16,
@@ -70,8 +72,9 @@ def msitf(
         check_int(NAME, "out_depth", out_depth, (*range(8, 17), 32))
     tile_size, overlap = tile_arg(NAME, tile, overlap)
     check_int(NAME, "num_streams", num_streams, range(1, 33))
-    net = resolve_model(NAME, model, "msitf", default="msitf")
-    runner = Runner(NAME, net, device, precision)
+    loaded = resolve_model(NAME, model, "msitf", lambda: shipped_default(NAME, "msitf", "x4 / 2x fps", find("msitf")))
+    net = loaded.network
+    runner = Runner(NAME, loaded, device, precision)
 
     is_yuv = fmt.color_family == vs.YUV
     colour = read_colour(clip) if is_yuv else None
@@ -81,18 +84,22 @@ def msitf(
     rgb_out_fmt = core.get_video_format(vs.RGBS) if is_yuv else out_fmt
     width, height = clip.width * SCALE, clip.height * SCALE
     tiles = tile_grid(clip.height, clip.width, tile_size, overlap)
+    # Frames per network call: the network's own (4 for every shipped MSITF); a plain module
+    # without a config is taken to follow the documented contract, 4 in and 7 out.
+    window = int(getattr(getattr(net, "config", None), "input_frames", 4))
 
     def infer(win: SpaceTimeWindow) -> torch.Tensor:
-        x = frames_to_tensor(win.frames, scale=sample_scale(rgb.format), device=runner.device)  # (4, 3, h, w)
+        x = frames_to_tensor(win.frames, scale=sample_scale(rgb.format), device=runner.device)  # (window, 3, h, w)
         y = run_tiled(
-            lambda t: runner("forward", x[None, :, :, t.y0 : t.y1, t.x0 : t.x1])[0],
-            tiles, (7, 3, height, width), scale=SCALE, device=runner.device,
+            lambda t: runner("forward", x[None, :, :, t.y0 : t.y1, t.x0 : t.x1], frame=win.m)[0],
+            tiles, (2 * window - 1, 3, height, width), scale=SCALE, device=runner.device,
         )
         return y.clamp_(0.0, 1.0)
 
     template = doubled_rate_template(rgb, rgb_out_fmt.id, width, height, length)
     node = spacetime_node(
-        rgb, template, infer, lambda out, frame: tensor_to_frame(out, frame), length=length, num_streams=num_streams
+        rgb, template, infer, lambda out, frame: tensor_to_frame(out, frame), window=window, length=length,
+        num_streams=num_streams,
     )
     if is_yuv:
         node = from_rgb(node, out_fmt.id, colour)

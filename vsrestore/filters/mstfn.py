@@ -24,7 +24,9 @@ from ..bridge import (
     windowed_node,
 )
 from .checks import check_clip, check_int, fail
-from .common import Runner, output_format, resolve_model, tile_arg
+from ..models import ModelInfo
+from ..models.shipped import find
+from .common import Runner, output_format, resolve_model, shipped_default, tile_arg
 
 core = vs.core
 NAME = "mstfn"
@@ -79,11 +81,13 @@ def mstfn(
     check_int(NAME, "num_streams", num_streams, range(1, 33))
     if not isinstance(stage1_cache, bool):
         fail(NAME, f"stage1_cache must be True or False; got {stage1_cache!r}")
-    net = resolve_model(NAME, model, "mstfn", default="mstfn")
+    loaded = resolve_model(NAME, model, "mstfn", lambda: shipped_default(
+        NAME, "mstfn", f"in_bits={in_bits}", find("mstfn", in_bits=in_bits)))
+    net = loaded.network
     if not (hasattr(net, "stage1") and hasattr(net, "fuse")):
         fail(NAME, f"model must be an MSTFN network (with stage1 and fuse); got {type(net).__name__}")
-    _check_contract(net, in_bits)
-    runner = Runner(NAME, net, device, precision)
+    _check_contract(loaded.info, in_bits)
+    runner = Runner(NAME, loaded, device, precision)
 
     is_yuv = clip.format.color_family == vs.YUV
     colour = read_colour(clip) if is_yuv else None
@@ -112,11 +116,11 @@ def mstfn(
             xt = x[:, :, t.y0 : t.y1, t.x0 : t.x1]
             groups = [
                 cache.get_or_compute(
-                    (triple, t), lambda k=k: runner("stage1", xt[k : k + 1], xt[k + 1 : k + 2], xt[k + 2 : k + 3])
+                    (triple, t), lambda k=k: runner("stage1", xt[k : k + 1], xt[k + 1 : k + 2], xt[k + 2 : k + 3], frame=n)
                 )
                 for k, triple in enumerate(triples)
             ]
-            return runner("fuse", *groups, xt[2:3])[0]
+            return runner("fuse", *groups, xt[2:3], frame=n)[0]
 
         y = run_tiled(one_tile, tiles, (3, clip.height, clip.width), device=runner.device)
         y = y[list(BGR)]
@@ -139,9 +143,8 @@ def _truncate(x: torch.Tensor, msb: float, keep_mask: int) -> torch.Tensor:
     return v16.to(torch.float32)
 
 
-def _check_contract(net: nn.Module, in_bits: int) -> None:
-    meta: dict[str, Any] = getattr(net, "vsrestore_meta", {}) or {}
-    want = meta.get("in_bits")
+def _check_contract(info: ModelInfo, in_bits: int) -> None:
+    want = info.in_bits
     if want is not None and want != in_bits:
         warnings.warn(
             f"vsrestore.mstfn: the model was trained for {want} significant input bits "

@@ -4,7 +4,9 @@ from __future__ import annotations
 import vapoursynth as vs
 
 from ..bridge.windows import shift
+from .checks import fail
 
+NAME = "scene_changes"
 core = vs.core
 
 
@@ -19,13 +21,17 @@ def scene_changes(clip: vs.VideoNode, threshold: float = 0.1) -> vs.VideoNode:
     Args:
         clip: any constant-format video clip.
         threshold: in (0, 1); lower finds more cuts. 0.1 suits hard cuts in natural video.
+
+    Raises:
+        vs.Error: ``vsrestore.scene_changes: ...`` naming the bad argument.
     """
+    # vs.Error like every vsrestore filter, so scripts and vspipe report it the same way.
     if not isinstance(clip, vs.VideoNode):
-        raise ValueError("scene_changes: clip must be a VapourSynth video clip")
-    if clip.format is None or clip.width == 0:
-        raise ValueError("scene_changes: clip must have a constant format and size")
-    if not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
-        raise ValueError(f"scene_changes: threshold must be a number in (0, 1), not {threshold!r}")
+        fail(NAME, f"clip must be a VapourSynth video clip, not {type(clip).__name__}")
+    if clip.format is None or clip.format.id == vs.NONE or clip.width == 0 or clip.height == 0:
+        fail(NAME, "clip must have a constant format and frame size (variable clips are not supported)")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        fail(NAME, f"threshold must be a number in (0, 1) (exclusive); got {threshold!r}")
     plane = 1 if clip.format.color_family == vs.RGB else 0
     diff_next = core.std.PlaneStats(clip, shift(clip, 1), plane=plane, prop="Next")
     diff_prev = core.std.PlaneStats(clip, shift(clip, -1), plane=plane, prop="Prev")

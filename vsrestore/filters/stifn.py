@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Sequence
+from typing import Literal
 
 import vapoursynth as vs
 from torch import nn
@@ -11,26 +13,36 @@ from ..bridge import (
     SlidingWindow, copy_props, frames_to_tensor, run_tiled, sample_scale, tensor_to_frame, tile_grid, windowed_node,
 )
 from .checks import check_clip, check_int, fail
-from ..networks.stifn import STIFN_PRESETS
-from .common import Runner, resolve_model, tile_arg
+from ..models import get_arch
+from ..models.shipped import find
+from .common import Runner, resolve_model, shipped_default, tile_arg
 
 core = vs.core
 NAME = "stifn"
-TRAINED_QPS = (22, 27, 32, 37)
 RADIUS = 3
 MIN_SIZE = (16, 16)
+Size = Literal["lite", "r3", "r3l"]
 
 
-def nearest_qp(qp: int) -> int:
+def nearest_qp(qp: int, trained: Sequence[int]) -> int:
     """The trained QP closest to ``qp`` (the lower one on a tie)."""
-    return min(TRAINED_QPS, key=lambda q: (abs(q - qp), q))
+    return min(trained, key=lambda q: (abs(q - qp), q))
+
+
+def default_model(qp: int, size: str) -> str:
+    """The shipped STIFN of ``size`` trained at the QP nearest ``qp``."""
+    entries = [e for e in find("stifn", preset=size) if isinstance(e.contract.get("qp"), int)]
+    if entries:
+        best = nearest_qp(qp, [e.contract["qp"] for e in entries])
+        entries = [e for e in entries if e.contract["qp"] == best]
+    return shipped_default(NAME, "stifn", f"size={size!r} (any QP)", entries)
 
 
 def stifn(
     clip: vs.VideoNode,
     *,
     qp: int = 37,
-    size: str = "r3",
+    size: Size = "lite",
     model: str | os.PathLike[str] | nn.Module | None = None,
     planes: Sequence[int] | None = None,
     device: str = "auto",
@@ -49,9 +61,11 @@ def stifn(
         clip: YUV or GRAY, integer 8-16 bit. Higher depths are scaled to [0, 1], not truncated. RGB is
             refused: convert to YUV first (e.g. ``core.resize.Bicubic(clip, format=vs.YUV444P16,
             matrix_s="709")``), since the models learnt luma.
-        qp: the QP the video was encoded at, 0..51. It picks the per-QP model: the nearest trained
-            QP of 22, 27, 32, 37 (the lower on a tie; e.g. 24 uses 22, 30 uses 32).
-        size: "r3" (374K parameters) or "r3l" (660K).
+        qp: the QP the video was encoded at, 0..51. It picks the per-QP model: the shipped model
+            trained at the nearest QP (the lower on a tie; with 22, 27, 32 and 37 shipped, 24 uses
+            22 and 30 uses 32).
+        size: the preset of the shipped model: "lite" (ours, 368K parameters, about half the
+            cost of r3), "r3" (the paper's 374K) or "r3l" (660K).
         model: overrides ``qp``/``size``: a shipped name, a checkpoint path or a ``torch.nn.Module``
             taking ``(B, 7, H, W)`` in [0, 1] and returning ``(B, 1, H, W)``.
         planes: planes to enhance (default ``[0]``: luma only). Other planes pass through
@@ -69,8 +83,8 @@ def stifn(
                    "core.resize.Bicubic(clip, format=vs.YUV444P16, matrix_s='709')")
     check_clip(NAME, clip, families=(vs.YUV, vs.GRAY), integer_only=True, min_size=MIN_SIZE)
     check_int(NAME, "qp", qp, range(0, 52))
-    if size not in STIFN_PRESETS:
-        fail(NAME, f"size must be one of {', '.join(sorted(STIFN_PRESETS))}; got {size!r}")
+    if size not in get_arch("stifn").presets or size == "tiny":
+        fail(NAME, f"size must be one of {', '.join(typing.get_args(Size))}; got {size!r}")
     num_planes = clip.format.num_planes
     plane_list = [0] if planes is None else planes
     if (
@@ -82,8 +96,7 @@ def stifn(
         fail(NAME, f"planes must be a list of distinct plane numbers in 0..{num_planes - 1}; got {planes!r}")
     tile_size, overlap = tile_arg(NAME, tile, overlap)
     check_int(NAME, "num_streams", num_streams, range(1, 33))
-    net = resolve_model(NAME, model, "stifn", default=f"stifn_{size}_qp{nearest_qp(qp)}")
-    runner = Runner(NAME, net, device, precision)
+    runner = Runner(NAME, resolve_model(NAME, model, "stifn", lambda: default_model(qp, size)), device, precision)
 
     window = SlidingWindow(clip, radius=RADIUS)
     fmt = clip.format
@@ -100,7 +113,7 @@ def stifn(
             h, w, tiles = grids[p]
             x = frames_to_tensor(win.frames, planes=[p], scale=sample_scale(fmt), device=runner.device)[:, 0][None]
             y = run_tiled(
-                lambda t: runner("forward", x[..., t.y0 : t.y1, t.x0 : t.x1])[0],
+                lambda t: runner("forward", x[..., t.y0 : t.y1, t.x0 : t.x1], frame=n)[0],
                 tiles, (1, h, w), device=runner.device,
             )
             tensor_to_frame(y, out, planes=[p])

@@ -1,24 +1,28 @@
 """The registry of architectures vsrestore can build and load.
 
-Each entry says how to build a network from a config, which state-dict keys identify it, and how to
-read a config back from a bare state dict (the authors' checkpoints carry no config).
+Each network module owns its facts (``PRESETS``, ``SIGNATURE``, ``infer_config`` and, where it has
+computed buffers, ``is_computed_key``); this module gathers them into one :class:`Arch` per network.
+Nothing else in vsrestore imports a network module directly: filters, training and evaluation reach
+networks through :func:`get_arch`.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from torch import Tensor, nn
 
-from ..networks.msitf import MSITF, MSITFConfig
-from ..networks.mstfn import MSTFN, MSTFNConfig
-from ..networks.stifn import STIFN, STIFN_PRESETS, STIFNConfig
+from ..networks import msitf, mstfn, stifn
 
 StateDict = Mapping[str, Tensor]
+
+
+def _never(key: str) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -26,88 +30,76 @@ class Arch:
     """How to build, recognise and configure one architecture."""
 
     name: str
-    network: Callable[[Any], nn.Module]
+    network: type[nn.Module]
     config_type: type
     signature: tuple[str, ...]
     infer_config: Callable[[StateDict], Any]
     presets: Mapping[str, Any] = field(default_factory=dict)
     # Keys a checkpoint may carry that the network recomputes (dropped before a strict load).
-    derived_keys: Callable[[str], bool] = lambda key: False
+    is_computed_key: Callable[[str], bool] = _never
+
+    @property
+    def filter_name(self) -> str:
+        """The vsrestore filter that runs this architecture (``vsrestore.<name>``)."""
+        return f"vsrestore.{self.name}"
 
     def config_from_dict(self, values: Mapping[str, Any]) -> Any:
-        """Build this arch's config from plain values (e.g. JSON metadata); lists become tuples."""
-        names = {f.name for f in dataclasses.fields(self.config_type)}
-        unknown = set(values) - names
+        """This arch's config from plain values (e.g. JSON metadata), each checked against its field's type."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{self.name} config must be a mapping of field values, not {type(values).__name__}")
+        hints = typing.get_type_hints(self.config_type)
+        names = [f.name for f in dataclasses.fields(self.config_type)]
+        unknown = sorted(set(values) - set(names))
         if unknown:
-            raise ValueError(f"{self.name} config has no field(s) {sorted(unknown)}; allowed: {sorted(names)}")
-        return self.config_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+            raise ValueError(f"{self.name} config has no field(s) {unknown}; its fields: {names}")
+        return self._construct({k: _check_field(self.name, k, v, hints[k]) for k, v in values.items()})
 
-    def build(self, config: Any = None) -> nn.Module:
+    def resolve_config(self, config: Any = None) -> Any:
+        """A config object from a preset name, a mapping of field values, a config, or None (the default)."""
+        if config is None or isinstance(config, self.config_type):
+            return config if config is not None else self._construct({})
         if isinstance(config, str):
             if config not in self.presets:
                 raise ValueError(f"{self.name} has no preset {config!r}; presets: {sorted(self.presets)}")
-            config = self.presets[config]
-        elif isinstance(config, Mapping):
-            config = self.config_from_dict(config)
-        return self.network(config)
+            return self.presets[config]
+        if isinstance(config, Mapping):
+            return self.config_from_dict(config)
+        raise ValueError(
+            f"{self.name} config must be a preset name, a mapping or a {self.config_type.__name__}, "
+            f"not {type(config).__name__}"
+        )
+
+    def build(self, config: Any = None) -> nn.Module:
+        """The network of ``config`` (anything :meth:`resolve_config` takes), freshly initialised."""
+        return self.network(self.resolve_config(config))
+
+    def _construct(self, values: Mapping[str, Any]) -> Any:
+        try:
+            return self.config_type(**values)
+        except (TypeError, ValueError) as exc:  # the config's own range checks
+            raise ValueError(f"{self.name} config: {exc}") from None
 
 
-def _count(keys: StateDict, pattern: str) -> int:
-    regex = re.compile(pattern)
-    return len({m.group(1) for k in keys if (m := regex.match(k))})
+def _check_field(arch: str, name: str, value: Any, hint: Any) -> Any:
+    """``value`` as the field's type (lists become tuples) or a ValueError naming the field."""
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        if isinstance(value, (list, tuple)) and all(_is(v, item) for v in value):
+            return tuple(value)
+        raise ValueError(f"{arch} config field {name!r} must be a list of {item.__name__}, not {value!r}")
+    if _is(value, hint):
+        return value
+    raise ValueError(f"{arch} config field {name!r} must be {getattr(hint, '__name__', hint)}, not {value!r}")
 
 
-def _infer_mstfn(sd: StateDict) -> MSTFNConfig:
-    num_tail = _count(sd, r"convtail(\d+)\.") - 1
-    return MSTFNConfig(
-        features=int(sd["stage1.conv1.conv.0.weight"].shape[0]),
-        num_rpb=_count(sd, r"stage1\.rpb(\d+)\."),
-        num_tail=num_tail,
-        # Dilations are not stored in weights: 1x1 branches are rate 1, the rest follow the authors'.
-        aspp_rates=tuple(
-            1 if sd[f"stage1.aspp.aspp{i}.atrous_convolution.weight"].shape[-1] == 1 else 2 ** (i - 1)
-            for i in range(1, _count(sd, r"stage1\.aspp\.aspp(\d+)\.") + 1)
-        ),
-    )
+def _is(value: Any, kind: Any) -> bool:
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, kind)
 
-
-def _infer_stifn(sd: StateDict) -> STIFNConfig:
-    features_3d = int(sd["stem.weight"].shape[0])
-    return STIFNConfig(
-        frames=int(sd["fusion.weight"].shape[1]) // features_3d,
-        features_3d=features_3d,
-        num_res3d=_count(sd, r"body\.(\d+)\."),
-        features_fused=int(sd["fusion.weight"].shape[0]),
-        features_qe=int(sd["qe_in.weight"].shape[0]),
-        num_qe_mid=_count(sd, r"qe_mid\.(\d+)\."),
-    )
-
-
-def _infer_msitf(sd: StateDict) -> MSITFConfig:
-    features = int(sd["conv_first.weight"].shape[0])
-    block = "recon_trunk.layers.0.residual_group.blocks.0."
-    table = sd.get(block + "attn.relative_coords_table")
-    mask = sd.get(block.replace("blocks.0", "blocks.1") + "attn_mask")
-    defaults = MSITFConfig()
-    return MSITFConfig(
-        features=features,
-        deform_groups=int(sd["pcd_align.L3_dcnpack_1.conv_offset.weight"].shape[0]) // 27,
-        front_blocks=_count(sd, r"feature_extraction\.(\d+)\."),
-        trunk_layers=_count(sd, r"recon_trunk\.layers\.(\d+)\."),
-        trunk_blocks=_count(sd, r"recon_trunk\.layers\.0\.residual_group\.blocks\.(\d+)\."),
-        trunk_heads=int(sd[block + "attn.cpb_mlp.2.weight"].shape[0]),
-        window_size=(int(table.shape[1]) + 1) // 2 if table is not None else defaults.window_size,
-        mlp_ratio=float(sd[block + "mlp.fc1.weight"].shape[0]) / features,
-        cpb_hidden=int(sd[block + "attn.cpb_mlp.0.weight"].shape[0]),
-        # Not stored in any weight: the authors' value (or the run's config metadata) applies.
-        temporal_heads=defaults.temporal_heads,
-        mask_resolution=(
-            int(math.isqrt(mask.shape[0] * mask.shape[1])) if mask is not None else defaults.mask_resolution
-        ),
-    )
-
-
-_MSITF_COMPUTED = ("relative_coords_table", "relative_position_index", "attn_mask")
 
 ARCHS: dict[str, Arch] = {}
 
@@ -120,47 +112,29 @@ def register(arch: Arch) -> Arch:
     return arch
 
 
-register(
-    Arch(
-        name="mstfn",
-        network=MSTFN,
-        config_type=MSTFNConfig,
-        signature=("stage1.conv1.conv.0.weight", "stage2.conv1.conv.0.weight", "convtail1.conv.0.weight"),
-        infer_config=_infer_mstfn,
-        presets={"authors": MSTFNConfig()},
+def _from_module(name: str, module: ModuleType, network: type[nn.Module], config_type: type) -> Arch:
+    return Arch(
+        name=name, network=network, config_type=config_type, signature=tuple(module.SIGNATURE),
+        infer_config=module.infer_config, presets=module.PRESETS,
+        is_computed_key=getattr(module, "is_computed_key", _never),
     )
-)
-register(
-    Arch(
-        name="stifn",
-        network=STIFN,
-        config_type=STIFNConfig,
-        signature=("stem.weight", "fusion.weight", "qe_out.weight"),
-        infer_config=_infer_stifn,
-        presets=STIFN_PRESETS,
-    )
-)
 
 
-register(
-    Arch(
-        name="msitf",
-        network=MSITF,
-        config_type=MSITFConfig,
-        signature=("conv_first.weight", "pcd_align.L1_dcnpack_1.conv_offset.weight", "recon_trunk.conv_first.weight"),
-        infer_config=_infer_msitf,
-        presets={"authors": MSITFConfig()},
-        derived_keys=lambda key: key.rsplit(".", 1)[-1] in _MSITF_COMPUTED,
-    )
-)
+register(_from_module("mstfn", mstfn, mstfn.MSTFN, mstfn.MSTFNConfig))
+register(_from_module("stifn", stifn, stifn.STIFN, stifn.STIFNConfig))
+register(_from_module("msitf", msitf, msitf.MSITF, msitf.MSITFConfig))
 
 
 def get_arch(name: str) -> Arch:
     """The registered architecture called ``name``."""
-    try:
-        return ARCHS[name.lower()]
-    except KeyError:
-        raise ValueError(f"arch must be one of {sorted(ARCHS)}, not {name!r}") from None
+    if not isinstance(name, str) or name.lower() not in ARCHS:
+        raise ValueError(f"arch must be one of {sorted(ARCHS)}, not {name!r}")
+    return ARCHS[name.lower()]
+
+
+def arch_of(module: nn.Module) -> Arch | None:
+    """The registered architecture ``module`` is an instance of, if any."""
+    return next((a for a in ARCHS.values() if isinstance(module, a.network)), None)
 
 
 def detect_arch(state_dict: StateDict) -> Arch:

@@ -20,21 +20,23 @@ feature maps; a per-pixel temporal self-attention mixes the 7 steps; a Swin V2 t
 reconstructs each step; two pixel shuffles upscale x4.
 
 Computable buffers (``relative_coords_table``, ``relative_position_index``, ``attn_mask``):
-they are ordinary persistent buffers, so :meth:`~torch.nn.Module.state_dict` lists them
-under the authors' keys and the authors' state dicts load with ``strict=True``. Their
-owners override ``_load_from_state_dict`` so that the values are always recomputed rather
-than loaded: a state dict may contain them (accepted and ignored; a table or index of the
-wrong shape is reported as a load error, since it means a different window size) or lack
-them (also fine with ``strict=True``). The ``attn_mask`` buffer has the shape the authors
-built for their 32x32 training crops; the forward pass never uses it but builds the
-shifted-window mask for the actual padded size, cached per size, so any input size works.
+they are non-persistent buffers, computed at construction and never loaded or saved, so
+:meth:`~torch.nn.Module.state_dict` lists only the learned tensors (the authors' keys minus
+these 30). The authors' state dicts do carry them: :func:`is_computed_key` says which keys
+those are, and a caller drops them before a strict load (``vsrestore.models.load`` does;
+the window size it builds is read from the stored table's shape). The ``attn_mask`` buffer
+has the shape the authors built for their 32x32 training crops; the forward pass never uses
+it but builds the shifted-window mask for the actual padded size, cached per size in a
+bounded, thread-safe cache, so any input size works from any number of threads.
 
 This module has no VapourSynth dependency.
 """
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +44,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._keys import count_indices
 from .deform_conv import ModulatedDeformConvPack
 
-__all__ = ["MSITF", "MSITFConfig"]
+__all__ = ["MSITF", "MSITFConfig", "PRESETS", "SIGNATURE", "infer_config", "is_computed_key"]
 
 FRAME_CHANNELS = 3
 SCALE = 4
@@ -52,6 +55,19 @@ SCALE = 4
 # The authors clamp the cosine-attention temperature at ln(100), computed as a float32 tensor;
 # using its float32 rounding keeps float64 runs bit-compatible with theirs.
 _LOGIT_SCALE_MAX = float(torch.tensor(100.0).log())
+
+# Buffers the network computes from its config; the authors' state dicts store them anyway.
+COMPUTED_BUFFERS = ("relative_coords_table", "relative_position_index", "attn_mask")
+
+
+def is_computed_key(key: str) -> bool:
+    """True for a state-dict key naming a buffer MSITF computes itself (to drop before loading).
+
+    The authors' checkpoints store ``relative_coords_table``, ``relative_position_index`` and
+    ``attn_mask`` for every Swin block; this network recomputes them and holds them as
+    non-persistent buffers, so a strict load of such a checkpoint must leave those keys out.
+    """
+    return key.rsplit(".", 1)[-1] in COMPUTED_BUFFERS
 
 
 @dataclass(frozen=True)
@@ -370,33 +386,9 @@ def _shift_window_mask(height: int, width: int, window: int, shift: int) -> Tens
     return torch.where(diff != 0, torch.tensor(-100.0), torch.tensor(0.0))
 
 
-def _reset_computed_buffers(
-    module: nn.Module,
-    state_dict: dict[str, Any],
-    prefix: str,
-    names: tuple[str, ...],
-    shape_checked: tuple[str, ...],
-    error_msgs: list[str],
-) -> None:
-    """Drop computable buffers from ``state_dict`` so they are neither loaded nor reported
-    missing/unexpected; a table or index of the wrong shape means another window size."""
-    for name in names:
-        value = state_dict.pop(prefix + name, None)
-        if value is None or name not in shape_checked:
-            continue
-        own = getattr(module, name)
-        if tuple(value.shape) != tuple(own.shape):
-            error_msgs.append(
-                f"size mismatch for {prefix + name}: checkpoint {tuple(value.shape)}, "
-                f"model {tuple(own.shape)} (different attention window size?)"
-            )
-
-
 class WindowAttention(nn.Module):
     """Swin V2 window attention: cosine similarity with a learned per-head temperature and a
     continuous position bias ``16 * sigmoid(cpb_mlp(table))``."""
-
-    _COMPUTED = ("relative_coords_table", "relative_position_index")
 
     def __init__(self, dim: int, window: int, num_heads: int, cpb_hidden: int) -> None:
         super().__init__()
@@ -409,33 +401,13 @@ class WindowAttention(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(cpb_hidden, num_heads, bias=False),
         )
-        self.register_buffer("relative_coords_table", _relative_coords_table(window))
-        self.register_buffer("relative_position_index", _relative_position_index(window))
+        # Functions of the window size alone: computed here, never loaded (non-persistent).
+        self.register_buffer("relative_coords_table", _relative_coords_table(window), persistent=False)
+        self.register_buffer("relative_position_index", _relative_position_index(window), persistent=False)
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.q_bias = nn.Parameter(torch.zeros(dim))
         self.v_bias = nn.Parameter(torch.zeros(dim))
         self.proj = nn.Linear(dim, dim)
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        _reset_computed_buffers(
-            self, state_dict, prefix, self._COMPUTED, self._COMPUTED, error_msgs
-        )
-        # Present in our own state_dict, so the base loader would report them missing.
-        saved = {name: getattr(self, name) for name in self._COMPUTED}
-        for name, value in saved.items():
-            state_dict[prefix + name] = value
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
 
     def position_bias(self) -> Tensor:
         """(heads, w*w, w*w) additive bias."""
@@ -490,34 +462,17 @@ class SwinBlock(nn.Module):
         self.window = window
         self.shift = shift
         if shift > 0:
-            # Kept only for checkpoint compatibility; forward builds the mask for the real size.
+            # Mirrors the authors' module (their stored values, at their crop size); forward
+            # builds the mask for the real size. Never loaded or saved (non-persistent).
             self.register_buffer(
                 "attn_mask",
                 _shift_window_mask(cfg.mask_resolution, cfg.mask_resolution, window, shift),
+                persistent=False,
             )
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, window, cfg.trunk_heads, cfg.cpb_hidden)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio))
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        if self.shift > 0:
-            # The stored mask's shape depends on the resolution the checkpoint's author built
-            # the model at; it is never used, so any shape (or none) is accepted.
-            _reset_computed_buffers(self, state_dict, prefix, ("attn_mask",), (), error_msgs)
-            state_dict[prefix + "attn_mask"] = self.attn_mask
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
 
     def forward(self, x: Tensor, size: tuple[int, int], mask: Tensor) -> Tensor:
         """``x`` (B, H*W, C) tokens of (H, W) maps; ``mask`` the (nW, N, N) shifted-window
@@ -608,6 +563,49 @@ class RSTB(nn.Module):
         return self.patch_embed(self.conv(y)) + x
 
 
+class _ShiftMaskCache:
+    """Shifted-window masks per (height, width, device, dtype), least recently used dropped.
+
+    VapourSynth renders frames from several threads with one network, so every access holds a
+    lock; a mask is built under it too, hence once per key. At most ``max_items`` masks are
+    kept: a clip has one frame size, a tiled one up to four (inner, right, bottom and corner
+    tiles), so memory stays bounded however many sizes go through over time.
+    Copies and pickles (``copy.deepcopy`` of the network, ``torch.save`` of a whole module) start
+    empty with a fresh lock, since a lock can be neither copied nor pickled.
+    """
+
+    def __init__(self, window: int, max_items: int = 4) -> None:
+        self.window = window
+        self.max_items = max_items
+        self._items: OrderedDict[tuple[int, int, torch.device, torch.dtype], Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"window": self.window, "max_items": self.max_items}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["window"], state["max_items"])
+
+    def get(self, height: int, width: int, ref: Tensor) -> Tensor:
+        """The mask for an (height, width) map on ``ref``'s device and dtype (built on first use)."""
+        key = (height, width, ref.device, ref.dtype)
+        with self._lock:
+            mask = self._items.get(key)
+            if mask is None:
+                mask = _shift_window_mask(height, width, self.window, self.window // 2)
+                mask = mask.to(ref.device, ref.dtype)
+                self._items[key] = mask
+                while len(self._items) > self.max_items:
+                    self._items.popitem(last=False)
+            else:
+                self._items.move_to_end(key)
+            return mask
+
+
 class SwinTrunk(nn.Module):
     """Swin2SR body without upsampler (``recon_trunk``): ``conv_after_body(features(conv_first(x)))
     + conv_first(x)``, on maps whose sides are multiples of the window."""
@@ -621,22 +619,13 @@ class SwinTrunk(nn.Module):
         self.layers = nn.ModuleList(RSTB(cfg) for _ in range(cfg.trunk_layers))
         self.norm = nn.LayerNorm(nf)
         self.conv_after_body = nn.Conv2d(nf, nf, 3, 1, 1)
-        self._mask_cache: OrderedDict[tuple[Any, ...], Tensor] = OrderedDict()
+        # Filled during forward, possibly from several threads at once (thread-safe, bounded).
+        self._mask_cache = _ShiftMaskCache(self.window)
 
     def shift_mask(self, height: int, width: int, ref: Tensor) -> Tensor:
         """Shifted-window mask for an (height, width) map, cached per size, device and dtype
-        (every shifted block of the trunk shares it)."""
-        key = (height, width, ref.device, ref.dtype)
-        mask = self._mask_cache.get(key)
-        if mask is None:
-            shift = self.window // 2
-            mask = _shift_window_mask(height, width, self.window, shift).to(ref.device, ref.dtype)
-            self._mask_cache[key] = mask
-            while len(self._mask_cache) > 4:
-                self._mask_cache.popitem(last=False)
-        else:
-            self._mask_cache.move_to_end(key)
-        return mask
+        (every shifted block of the trunk shares it; safe to call from several threads)."""
+        return self._mask_cache.get(height, width, ref)
 
     def forward(self, x: Tensor) -> Tensor:
         size = (x.shape[2], x.shape[3])
@@ -712,8 +701,9 @@ class MSITF(_PyramidMixin):
         if x.shape[3] < 1 or x.shape[4] < 1:
             raise ValueError(f"MSITF got an empty frame: shape {tuple(x.shape)}")
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, N, 3, h, w)`` -> ``(B, 2N-1, 3, 4h, 4w)`` (N = ``config.input_frames``)."""
+    def forward(self, x: Tensor, clamp: bool = False) -> Tensor:
+        """``(B, N, 3, h, w)`` -> ``(B, 2N-1, 3, 4h, 4w)`` (N = ``config.input_frames``); unclamped
+        like the authors' unless ``clamp``."""
         self._check_input(x)
         cfg = self.config
         b, n, ch, h, w = x.shape
@@ -751,10 +741,60 @@ class MSITF(_PyramidMixin):
         # The x4 stages hold 64-256 channels at up to 16x the pixels; one frame at a time
         # keeps those maps from dwarfing the rest of the network's memory.
         out = torch.cat([self.upsample(f) for f in feats.split(1, 0)], 0)
-        return out.view(b, t, FRAME_CHANNELS, SCALE * h, SCALE * w) + up
+        out = out.view(b, t, FRAME_CHANNELS, SCALE * h, SCALE * w) + up
+        return out.clamp(0.0, 1.0) if clamp else out
 
     def upsample(self, feats: Tensor) -> Tensor:
         """Reconstruction head: (N, C, h, w) features -> (N, 3, 4h, 4w) residual."""
         out = _lrelu(F.pixel_shuffle(self.upconv1(feats), 2))
         out = _lrelu(F.pixel_shuffle(self.upconv2(out), 2))
         return self.conv_last(_lrelu(self.HRconv(out)))
+
+    def output_layer(self) -> nn.Conv2d:
+        """The last convolution before the residual: zeroed, the network starts as its trilinear base."""
+        return self.conv_last
+
+    def init_weights(self) -> None:
+        """Initialise for training from scratch: the module defaults, as the authors train it (its
+        deformable convolutions start with zero offsets, its attention layers with their own init)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry facts (gathered by vsrestore.models.registry)
+
+# Named configs. ``authors`` loads the published checkpoints; the others are ours, for a CPU.
+PRESETS: dict[str, MSITFConfig] = {
+    "tiny": MSITFConfig(features=16, deform_groups=2, front_blocks=1, temporal_heads=2, trunk_layers=1,
+                        trunk_blocks=2, trunk_heads=2, cpb_hidden=64),
+    "small": MSITFConfig(features=32, deform_groups=4, front_blocks=2, temporal_heads=4, trunk_layers=2,
+                         trunk_blocks=2, trunk_heads=4, cpb_hidden=128),
+    "authors": MSITFConfig(),
+}
+
+# State-dict keys every MSITF has: how a bare checkpoint is recognised.
+SIGNATURE = ("conv_first.weight", "pcd_align.L1_dcnpack_1.conv_offset.weight", "recon_trunk.conv_first.weight")
+
+
+def infer_config(sd: Mapping[str, Tensor]) -> MSITFConfig:
+    """The config of a bare state dict, read from its keys and shapes (the authors' defaults fill in
+    what no weight stores)."""
+    features = int(sd["conv_first.weight"].shape[0])
+    block = "recon_trunk.layers.0.residual_group.blocks.0."
+    table = sd.get(block + "attn.relative_coords_table")
+    mask = sd.get(block.replace("blocks.0", "blocks.1") + "attn_mask")
+    defaults = MSITFConfig()
+    return MSITFConfig(
+        features=features,
+        deform_groups=int(sd["pcd_align.L3_dcnpack_1.conv_offset.weight"].shape[0]) // 27,
+        front_blocks=count_indices(sd, r"feature_extraction\.(\d+)\."),
+        trunk_layers=count_indices(sd, r"recon_trunk\.layers\.(\d+)\."),
+        trunk_blocks=count_indices(sd, r"recon_trunk\.layers\.0\.residual_group\.blocks\.(\d+)\."),
+        trunk_heads=int(sd[block + "attn.cpb_mlp.2.weight"].shape[0]),
+        window_size=(int(table.shape[1]) + 1) // 2 if table is not None else defaults.window_size,
+        mlp_ratio=float(sd[block + "mlp.fc1.weight"].shape[0]) / features,
+        cpb_hidden=int(sd[block + "attn.cpb_mlp.0.weight"].shape[0]),
+        temporal_heads=defaults.temporal_heads,
+        mask_resolution=(
+            int(math.isqrt(mask.shape[0] * mask.shape[1])) if mask is not None else defaults.mask_resolution
+        ),
+    )

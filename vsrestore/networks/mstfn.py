@@ -26,11 +26,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["MSTFN", "MSTFNConfig"]
+from ._init import kaiming_convs, scale_residual
+from ._keys import count_indices
+
+__all__ = ["MSTFN", "MSTFNConfig", "PRESETS", "SIGNATURE", "infer_config"]
 
 # Frames per output and channels per frame are fixed by the architecture: Stage I sees three
 # overlapping triples of the five frames, and the residual is added to a 3-channel centre frame.
@@ -71,6 +76,32 @@ class MSTFNConfig:
             raise ValueError(
                 f"aspp_rates must be a non-empty tuple of rates >= 1, got {self.aspp_rates}"
             )
+
+
+# Named configs. ``authors`` loads the published checkpoints; the others are ours, for training on
+# a CPU: ``small`` is what the shipped models use (see docs/training.md for why).
+PRESETS: dict[str, MSTFNConfig] = {
+    "tiny": MSTFNConfig(features=16, num_rpb=1, num_tail=1),
+    "small": MSTFNConfig(features=32, num_rpb=1, num_tail=2),
+    "authors": MSTFNConfig(),
+}
+
+# State-dict keys every MSTFN has (and no other vsrestore network): how a bare checkpoint is recognised.
+SIGNATURE = ("stage1.conv1.conv.0.weight", "stage2.conv1.conv.0.weight", "convtail1.conv.0.weight")
+
+
+def infer_config(sd: Mapping[str, Tensor]) -> MSTFNConfig:
+    """The config of a bare state dict (the authors' checkpoints carry none), read from its keys and shapes."""
+    return MSTFNConfig(
+        features=int(sd["stage1.conv1.conv.0.weight"].shape[0]),
+        num_rpb=count_indices(sd, r"stage1\.rpb(\d+)\."),
+        num_tail=count_indices(sd, r"convtail(\d+)\.") - 1,
+        # Dilations are not stored in weights: 1x1 branches are rate 1, the rest follow the authors'.
+        aspp_rates=tuple(
+            1 if sd[f"stage1.aspp.aspp{i}.atrous_convolution.weight"].shape[-1] == 1 else 2 ** (i - 1)
+            for i in range(1, count_indices(sd, r"stage1\.aspp\.aspp(\d+)\.") + 1)
+        ),
+    )
 
 
 class Conv(nn.Module):
@@ -255,6 +286,20 @@ class MSTFN(nn.Module):
         aspp = max(0 if r == 1 else r for r in cfg.aspp_rates)
         stage = 1 + 8 * cfg.num_rpb + 1 + aspp
         return 2 * stage + 2 * cfg.num_tail + 1
+
+    def output_layer(self) -> nn.Conv2d:
+        """The last convolution before the residual: zeroed, the network starts as the identity."""
+        return getattr(self, f"convtail{self.config.num_tail + 1}").conv[0]
+
+    def init_weights(self) -> None:
+        """Initialise for training from scratch (see :mod:`._init`): PReLU slopes start at 0.25."""
+        kaiming_convs(self, negative_slope=0.25)
+        for block in self.modules():
+            if isinstance(block, ResBlock):
+                scale_residual(block.conv[2])
+            elif isinstance(block, DSTRBlock):  # each branch's last Conv feeds the block's skip
+                for i in range(3):
+                    scale_residual(getattr(block, f"conv3_{i}").conv[0])
 
     def fuse(
         self, g0: Tensor, g1: Tensor, g2: Tensor, centre: Tensor, clamp: bool = True

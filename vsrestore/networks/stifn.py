@@ -22,12 +22,16 @@ This module has no VapourSynth dependency.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["STIFN", "STIFNConfig", "STIFN_PRESETS"]
+from ._init import kaiming_convs, scale_residual
+from ._keys import count_indices
+
+__all__ = ["PRESETS", "SIGNATURE", "STIFN", "STIFNConfig", "infer_config"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,8 @@ class STIFNConfig:
 # Cost is dominated by the 3D layers (each runs on all 7 frames): about 1.38 M (r3) and 2.74 M
 # (r3l) multiply-adds per output pixel. ``lite`` is ours, for training and running on a CPU: a
 # narrow 3D part (16 channels, 2 blocks) and a wider 2D head, about 0.6 M multiply-adds per pixel.
-STIFN_PRESETS: dict[str, STIFNConfig] = {
+PRESETS: dict[str, STIFNConfig] = {
+    "tiny": STIFNConfig(features_3d=8, num_res3d=1, features_fused=16, features_qe=16, num_qe_mid=2),
     "r3": STIFNConfig(
         features_3d=32, num_res3d=3, features_fused=64, features_qe=48, num_qe_mid=8
     ),
@@ -78,6 +83,24 @@ STIFN_PRESETS: dict[str, STIFNConfig] = {
         features_3d=16, num_res3d=2, features_fused=64, features_qe=64, num_qe_mid=8
     ),
 }
+
+
+# State-dict keys every STIFN has: how a bare checkpoint is recognised.
+SIGNATURE = ("stem.weight", "fusion.weight", "qe_out.weight")
+
+
+def infer_config(sd: Mapping[str, Tensor]) -> STIFNConfig:
+    """The config of a bare state dict, read from its keys and shapes."""
+
+    features_3d = int(sd["stem.weight"].shape[0])
+    return STIFNConfig(
+        frames=int(sd["fusion.weight"].shape[1]) // features_3d,
+        features_3d=features_3d,
+        num_res3d=count_indices(sd, r"body\.(\d+)\."),
+        features_fused=int(sd["fusion.weight"].shape[0]),
+        features_qe=int(sd["qe_in.weight"].shape[0]),
+        num_qe_mid=count_indices(sd, r"qe_mid\.(\d+)\."),
+    )
 
 
 class ResBlock3d(nn.Module):
@@ -102,7 +125,7 @@ class STIFN(nn.Module):
 
     def __init__(self, config: STIFNConfig | None = None) -> None:
         super().__init__()
-        self.config = config if config is not None else STIFN_PRESETS["r3"]
+        self.config = config if config is not None else PRESETS["r3"]
         cfg = self.config
         self.stem = nn.Conv3d(1, cfg.features_3d, 3, padding=1)
         self.body = nn.Sequential(*(ResBlock3d(cfg.features_3d) for _ in range(cfg.num_res3d)))
@@ -114,6 +137,16 @@ class STIFN(nn.Module):
             nn.Conv2d(cfg.features_qe, cfg.features_qe, 3, padding=1) for _ in range(cfg.num_qe_mid)
         )
         self.qe_out = nn.Conv2d(cfg.features_qe, 1, 3, padding=1)
+
+    def output_layer(self) -> nn.Conv2d:
+        """The last convolution before the residual: zeroed, the network starts as the identity."""
+        return self.qe_out
+
+    def init_weights(self) -> None:
+        """Initialise for training from scratch (see :mod:`._init`)."""
+        kaiming_convs(self)
+        for block in self.body:
+            scale_residual(block.conv2)
 
     @property
     def receptive_radius(self) -> int:
@@ -137,8 +170,9 @@ class STIFN(nn.Module):
         weight = self.fusion.weight.view(cfg.features_fused, cfg.features_3d, cfg.frames, 1, 1)
         return F.conv3d(v, weight, self.fusion.bias).squeeze(2)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Restore the centre frame of ``x`` ``(B, frames, H, W)``."""
+    def forward(self, x: Tensor, clamp: bool = True) -> Tensor:
+        """Restore the centre frame of ``x`` ``(B, frames, H, W)``; ``clamp=False`` (training) keeps
+        the gradient of pixels the residual pushes outside [0, 1]."""
         cfg = self.config
         if x.dim() != 4 or x.shape[1] != cfg.frames:
             raise ValueError(
@@ -153,4 +187,5 @@ class STIFN(nn.Module):
         f = F.relu(self.qe_in(f))
         for conv in self.qe_mid:
             f = F.relu(conv(f))
-        return (centre + self.qe_out(f)).clamp(0.0, 1.0)
+        out = centre + self.qe_out(f)
+        return out.clamp(0.0, 1.0) if clamp else out

@@ -229,7 +229,8 @@ def encode_decode(
 
     Fixed QP, low-delay P (see :func:`encoder_options`); a RuntimeError if the decoder reports a B
     frame. With ``cache_dir`` the result is stored as ``.npz`` under a hash of the input bytes,
-    every setting and the library versions, and read back on later calls.
+    every setting and the library versions, and read back on later calls; an entry that is
+    unreadable, of the wrong shape or dtype, or fails its sha256 is encoded again (with a log line).
     """
     planes = _check_yuv420_8bit(frames_yuv)
     fps = Fraction(fps)
@@ -242,18 +243,66 @@ def encode_decode(
     cache_dir = Path(cache_dir)
     path = cache_dir / f"{codec}_qp{qp}_{_cache_key(planes, settings)}.npz"
     if path.is_file():
-        try:
-            with np.load(path) as data:
-                return YUVFrames(data["y"], data["u"], data["v"])
-        except (OSError, KeyError, ValueError) as exc:
-            log.warning("unreadable cache entry %s (%s); encoding again", path, exc)
+        cached, problem = _read_cache_entry(path, planes)
+        if cached is not None:
+            return cached
+        log.warning("encode cache entry %s is unusable (%s); encoding again and replacing it", path, problem)
     result = _encode_decode_uncached(planes, codec, qp, fps, preset)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    # write then rename, so concurrent workers never read a half-written entry
-    with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".tmp", delete=False) as fh:
-        np.savez(fh, y=result.y, u=result.u, v=result.v)
-    os.replace(fh.name, path)
+    _write_cache_entry(path, result)
     return result
+
+
+def _planes_digest(planes: YUVFrames) -> str:
+    """sha256 of the three planes' shapes, dtypes and bytes: what a cache entry must hold."""
+    digest = hashlib.sha256()
+    for p in planes:
+        digest.update(f"{p.dtype.str}{p.shape}".encode())
+        digest.update(np.ascontiguousarray(p).tobytes())
+    return digest.hexdigest()
+
+
+def _read_cache_entry(path: Path, expected: YUVFrames) -> tuple[YUVFrames | None, str]:
+    """The planes stored in ``path`` if they are intact and fit ``expected`` (the encoder's input,
+    whose shapes and dtype the decoded planes share); else None and what is wrong.
+
+    Entries hold a sha256 of their planes; entries written before it existed are still used when
+    their shapes and dtype fit (the zip's CRC then guards their bytes). An entry is never fatal:
+    a truncated, empty or corrupt file (a crash mid-copy, a full disk) is only encoded again.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            planes = YUVFrames(data["y"], data["u"], data["v"])
+            stored_digest = str(data["sha256"]) if "sha256" in data.files else None
+    except Exception as exc:  # BadZipFile, EOFError, OSError, KeyError, ValueError, ...
+        return None, f"cannot read it: {type(exc).__name__}: {exc}"
+    for name, got, want in zip("yuv", planes, expected):
+        if got.shape != want.shape or got.dtype != want.dtype:
+            return None, f"plane {name} is {got.dtype} {got.shape}, expected {want.dtype} {want.shape}"
+    if stored_digest is not None and stored_digest != _planes_digest(planes):
+        return None, "its sha256 does not match its planes"
+    return planes, ""
+
+
+def _write_cache_entry(path: Path, planes: YUVFrames) -> None:
+    """Store ``planes`` with their sha256 as ``path``, atomically; a failure only logs a warning
+    (the cache saves time, it must not stop a training run)."""
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # write, flush to disk, then rename: readers (concurrent workers, a later run after a crash)
+        # see either the old entry or the whole new one, never a half-written file
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as fh:
+            tmp = fh.name
+            np.savez(fh, y=planes.y, u=planes.u, v=planes.v, sha256=np.array(_planes_digest(planes)))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        log.warning("cannot write encode cache entry %s (%s); continuing without it", path, exc)
+    finally:
+        if tmp is not None:  # not renamed: a failed or interrupted write
+            Path(tmp).unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------------

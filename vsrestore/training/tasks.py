@@ -19,9 +19,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..networks.msitf import MSITFConfig
-from ..networks.mstfn import MSTFNConfig
-from ..networks.stifn import STIFN_PRESETS, STIFNConfig
 from .data import YUVFrames, rgb_to_yuv420
 from .degrade import bd_downsample, bicubic_downsample, encode_decode, high_bit_from_8bit, to_msb16, truncate_bits
 from .sources import Source
@@ -96,7 +93,6 @@ class Task:
     name: ClassVar[str]
     arch: ClassVar[str]
     frames: ClassVar[int]  # source frames per sample
-    presets: ClassVar[dict[str, Any]]
     options: dict[str, Any] = field(default_factory=dict)
     prepared: list[Any] = field(default_factory=list)
 
@@ -131,11 +127,6 @@ class MSTFNTask(Task):
     name: ClassVar[str] = "mstfn"
     arch: ClassVar[str] = "mstfn"
     frames: ClassVar[int] = 5
-    presets: ClassVar[dict[str, Any]] = {
-        "tiny": MSTFNConfig(features=16, num_rpb=1, num_tail=1),
-        "small": MSTFNConfig(features=32, num_rpb=1, num_tail=2),
-        "authors": MSTFNConfig(),
-    }
 
     def __post_init__(self) -> None:
         self.options = {"in_bits": 8, **self.options}
@@ -168,10 +159,6 @@ class STIFNTask(Task):
     name: ClassVar[str] = "stifn"
     arch: ClassVar[str] = "stifn"
     frames: ClassVar[int] = 7
-    presets: ClassVar[dict[str, Any]] = {
-        "tiny": STIFNConfig(features_3d=8, num_res3d=1, features_fused=16, features_qe=16, num_qe_mid=2),
-        **STIFN_PRESETS,
-    }
 
     def __post_init__(self) -> None:
         self.options = {"qp": 37, "codec": "x265", **self.options}
@@ -197,13 +184,6 @@ class MSITFTask(Task):
     name: ClassVar[str] = "msitf"
     arch: ClassVar[str] = "msitf"
     frames: ClassVar[int] = 7
-    presets: ClassVar[dict[str, Any]] = {
-        "tiny": MSITFConfig(features=16, deform_groups=2, front_blocks=1, temporal_heads=2, trunk_layers=1,
-                            trunk_blocks=2, trunk_heads=2, cpb_hidden=64),
-        "small": MSITFConfig(features=32, deform_groups=4, front_blocks=2, temporal_heads=4, trunk_layers=2,
-                             trunk_blocks=2, trunk_heads=4, cpb_hidden=128),
-        "authors": MSITFConfig(),
-    }
 
     def __post_init__(self) -> None:
         self.options = {"degradation": "bd", "scale": 4, **self.options}

@@ -15,6 +15,8 @@ import json
 import logging
 import math
 import os
+import pickle
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,9 +65,9 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> 
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
 
 
-def forward(task: Task, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The network's raw output for a batch (no clamp for MSTFN: a clamp stops gradients)."""
-    return net(x, clamp=False) if task.arch == "mstfn" else net(x)
+def forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The network's raw output for a batch: unclamped, since a clamp stops gradients."""
+    return net(x, clamp=False)
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -101,12 +103,12 @@ def batch(task: Task, rng: np.random.Generator, size: int, patch: int, device: t
 
 
 def train_step(
-    task: Task, net: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+    net: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
     x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None,
 ) -> float:
     """One optimiser step under autocast to ``dtype`` (None: fp32); returns the loss."""
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
-        out = forward(task, net, x)
+        out = forward(net, x)
     loss = charbonnier(out.float(), y)
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
@@ -115,7 +117,7 @@ def train_step(
     return loss.item()
 
 
-def validate(task: Task, net: nn.Module, val: Task, settings: TrainSettings, device: torch.device) -> float:
+def validate(net: nn.Module, val: Task, settings: TrainSettings, device: torch.device) -> float:
     """Mean PSNR (dB, peak 1) over fixed validation patches: the same patches every time."""
     rng = np.random.default_rng(12345)
     net.eval()
@@ -123,23 +125,17 @@ def validate(task: Task, net: nn.Module, val: Task, settings: TrainSettings, dev
     with torch.inference_mode():
         for _ in range(4):
             x, y = batch(val, rng, 2, settings.patch, device)
-            mse = ((forward(task, net, x).clamp(0, 1) - y) ** 2).mean().item()
+            mse = ((forward(net, x).clamp(0, 1) - y) ** 2).mean().item()
             scores.append(10 * math.log10(1.0 / max(mse, 1e-12)))
     net.train()
     return float(np.mean(scores))
 
 
-def output_layer(net: nn.Module, arch: str) -> nn.Module:
-    """The last convolution before each network's residual connection."""
-    if arch == "mstfn":
-        return getattr(net, f"convtail{net.config.num_tail + 1}").conv[0]
-    return {"stifn": lambda: net.qe_out, "msitf": lambda: net.conv_last}[arch]()
-
-
-def start_as_identity(net: nn.Module, arch: str) -> None:
-    """Zero the output layer: every network then starts as its residual's base (the centre frame,
-    or the trilinear up-sampling), so training starts from the baseline instead of from noise."""
-    layer = output_layer(net, arch)
+def start_as_identity(net: nn.Module) -> None:
+    """The network's own training init, then a zero output layer: every network starts as its
+    residual's base (the centre frame, or the trilinear up-sampling) instead of from noise."""
+    net.init_weights()
+    layer = net.output_layer()
     with torch.no_grad():
         layer.weight.zero_()
         if layer.bias is not None:
@@ -150,7 +146,156 @@ def initial_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The network weights of a vsrestore ``.safetensors`` file or of a training checkpoint."""
     if Path(path).suffix == ".safetensors":
         return models.read_checkpoint(path)[0]
-    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+    return read_training_checkpoint(path)["model"]
+
+
+# --------------------------------------------------------------------------------------------------
+# checkpoints: last.pt and, one save behind, last.prev.pt
+
+CHECKPOINT = "last.pt"
+PREVIOUS = "last.prev.pt"
+# what every checkpoint written by train() holds
+_CHECKPOINT_KEYS = ("settings", "model", "optimizer", "scheduler", "rng", "step", "elapsed", "history", "config",
+                    "metadata")
+# settings a resumed run takes from the new call instead of the checkpoint
+_RESUME_OVERRIDES = ("steps", "minutes", "threads", "out")
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint whose pickle asks for more than plain data: refused, and never run."""
+
+
+def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A training checkpoint read with ``torch.load(weights_only=True)``: tensors and plain data only.
+
+    Raises ValueError naming the file when it is missing, truncated or corrupt, or not a training
+    checkpoint, and :class:`UnsafeCheckpointError` when its pickle would import or call anything
+    (a tampered or foreign file); such a file is refused before any of it runs.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"training checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        # torch's weights-only unpickler names what it refused: a global (a function or class to
+        # import, e.g. os.system) or an opcode it does not allow
+        wanted = re.search(r"GLOBAL (\S+)", text) or re.search(r"Unsupported operand (\S+)", text)
+        if wanted is not None:
+            what = f"global {wanted.group(1)}" if "GLOBAL" in wanted.group(0) else f"pickle opcode {wanted.group(1)}"
+            raise UnsafeCheckpointError(
+                f"refusing to read {path}: its pickle asks for {what}, which a vsrestore checkpoint never holds "
+                f"(a foreign or tampered file; nothing in it was run)"
+            ) from None
+        raise ValueError(f"cannot read training checkpoint {path}: truncated or corrupt ({_first_line(exc)})") from None
+    except Exception as exc:  # zip reader errors, EOFError, OSError: a truncated or damaged file
+        raise ValueError(f"cannot read training checkpoint {path}: truncated or corrupt ({_first_line(exc)})") from None
+    if not isinstance(state, dict) or (missing := [k for k in _CHECKPOINT_KEYS if k not in state]):
+        what = f"it lacks {', '.join(missing)}" if isinstance(state, dict) else f"it holds a {type(state).__name__}"
+        raise ValueError(f"{path} is not a vsrestore training checkpoint ({what})")
+    return state
+
+
+def _first_line(exc: BaseException) -> str:
+    """The gist of a library error: its first sentence (torch's are paragraphs), or its type."""
+    text = str(exc).strip()
+    first = text.splitlines()[0].split(". ")[0] if text else ""
+    return first or type(exc).__name__
+
+
+def load_resume_state(out: Path) -> dict[str, Any] | None:
+    """The checkpoint to resume the run in ``out`` from, or None when it has none.
+
+    ``last.pt`` is preferred; when it is truncated or corrupt (or missing after a crash between the
+    two renames of :func:`save_checkpoint`), ``last.prev.pt``, one save older, is used with a
+    warning. A ValueError names the broken files when neither loads; a checkpoint whose pickle
+    asks for code is refused outright, without falling back.
+    """
+    last, prev = out / CHECKPOINT, out / PREVIOUS
+    if not last.exists() and not prev.exists():
+        return None
+    problems = []
+    for path in (last, prev):
+        if not path.exists():
+            problems.append(f"{path} is missing")
+            continue
+        try:
+            state = read_training_checkpoint(path)
+        except UnsafeCheckpointError:
+            raise
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if path == prev:
+            log.warning("%s; resuming from the previous checkpoint %s (step %d) instead", problems[0], prev,
+                        state["step"])
+        return state
+    raise ValueError(
+        f"cannot resume the run in {out}: {'; '.join(problems)}. Rerun with --fresh to start it over "
+        f"(that overwrites these checkpoints)"
+    )
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write ``state`` to ``path`` and keep the checkpoint it replaces as ``last.prev.pt``.
+
+    The new file is written to a temporary name and flushed to disk before any rename, so a crash
+    or ``kill -9`` at any moment leaves at least one complete checkpoint: the old ``path``, or
+    ``last.prev.pt`` when the crash falls between the two renames.
+    """
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if path.exists():
+        os.replace(path, path.with_name(PREVIOUS))
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames in ``folder`` durable (best effort: not every OS can open a directory)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def resumed_settings(saved: dict[str, Any], given: TrainSettings) -> TrainSettings:
+    """The settings of a resumed run: the saved ones, except ``steps``, ``minutes``, ``threads`` and
+    ``out`` from ``given``. Every other setting ``given`` differs in is logged as a warning: the
+    saved run continues, so those flags have no effect."""
+    fields = {f.name for f in dataclasses.fields(TrainSettings)}
+    unknown = sorted(set(saved) - fields)
+    if unknown:
+        log.warning("ignoring settings this version does not know in the checkpoint: %s", ", ".join(unknown))
+    kept = TrainSettings(**{k: v for k, v in saved.items() if k in fields})
+    ignored = [
+        f"{name} {getattr(kept, name)!r} (given {getattr(given, name)!r})"
+        for name in sorted(fields - set(_RESUME_OVERRIDES))
+        if _normalised(getattr(kept, name)) != _normalised(getattr(given, name))
+    ]
+    if ignored:
+        log.warning("resuming the saved run with its own settings, not the ones given: %s "
+                    "(use --fresh to start a new run with them)", "; ".join(ignored))
+    return dataclasses.replace(kept, **{name: getattr(given, name) for name in _RESUME_OVERRIDES})
+
+
+def _normalised(value: Any) -> Any:
+    """A setting as compared on resume: tuples like lists (a checkpoint may hold either)."""
+    if isinstance(value, (list, tuple)):
+        return [_normalised(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalised(v) for k, v in value.items()}
+    return value
 
 
 def train(settings: TrainSettings, *, resume: bool = True) -> Path:
@@ -159,17 +304,19 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
     A run stops at ``steps`` or after ``minutes`` of training (summed over resumes). The checkpoint
     ``last.pt`` is written every ``checkpoint_minutes`` and at the end; ``resume`` continues from
     it with the optimizer, schedule and random state, keeping the saved settings except ``steps``
-    and ``minutes``, which the new call may raise to extend the run.
+    and ``minutes``, which the new call may raise to extend the run (other settings that differ are
+    logged as a warning). The replaced checkpoint is kept as ``last.prev.pt``, and resuming falls
+    back to it when ``last.pt`` is truncated or corrupt. Checkpoints are read with
+    ``torch.load(weights_only=True)``: one whose pickle would run code is refused (ValueError).
     """
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     _log_to(out / "train.log")
-    ckpt_path = out / "last.pt"
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False) if resume and ckpt_path.exists() else None
+    ckpt_path = out / CHECKPOINT
+    state = load_resume_state(out) if resume else None
     if state is not None:
         # A resumed run is the saved run; only its length and time budget may be extended.
-        settings = dataclasses.replace(TrainSettings(**state["settings"]), steps=settings.steps, minutes=settings.minutes,
-                                       threads=settings.threads)
+        settings = resumed_settings(state["settings"], settings)
         log.info("resuming %s at step %d (%.1f min trained)", out, state["step"], state["elapsed"] / 60)
     device = resolve_device(settings.device)
     if device.type == "cpu":
@@ -182,12 +329,17 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
     val = make_task(settings.task, **settings.task_options)
     val.prepare(load_sources(settings.val_data or settings.data, settings.max_frames), cache)
     arch = get_arch(task.arch)
-    net = arch.build(task.presets.get(settings.config, settings.config))
+    # A resumed run rebuilds the network it saved, even if the preset of that name changed since.
+    net = arch.build(settings.config if state is None else state["config"])
     if state is None and settings.init:
-        net.load_state_dict(initial_weights(settings.init))
+        try:
+            net.load_state_dict(initial_weights(settings.init))
+        except RuntimeError as exc:  # missing, unexpected or misshaped keys
+            raise ValueError(f"--init {settings.init} does not fit {task.arch} config {settings.config!r}: "
+                             f"{_first_line(exc)}") from None
         log.info("starting from the weights of %s", settings.init)
     elif state is None:
-        start_as_identity(net, task.arch)
+        start_as_identity(net)
     dtype = autocast_dtype(settings.precision, device)
     net = to_channels_last(net.to(device)).train()
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr, betas=(0.9, 0.99))
@@ -196,7 +348,11 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
     rng = np.random.default_rng(settings.seed)
     step, elapsed, history = 0, 0.0, []
     if state is not None:
-        net.load_state_dict(state["model"])
+        try:
+            net.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise ValueError(f"the checkpoint in {out} does not fit its own config ({_first_line(exc)}); "
+                             f"rerun with --fresh to start over") from None
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         sched.T_max = settings.steps
@@ -206,15 +362,17 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
     log.info("task %s, config %s (%s parameters), device %s, precision %s, %d training clips", settings.task,
              settings.config, f"{params:,}", device, str(dtype or torch.float32).removeprefix("torch."),
              len(task.prepared))
+    if not history:  # where the curve starts: the residual's base, or the --init weights
+        history.append({"step": 0, "loss": None, "val_psnr": validate(net, val, settings, device)})
+        log.info("step 0  val PSNR %.2f dB (before training)", history[0]["val_psnr"])
 
     def save() -> None:
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({
+        # plain data and tensors only, so that the file loads with torch.load(weights_only=True)
+        save_checkpoint({
             "settings": dataclasses.asdict(settings), "model": net.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "rng": rng.bit_generator.state, "step": step, "elapsed": elapsed,
             "history": history, "config": dataclasses.asdict(net.config), "metadata": task.metadata(),
-        }, tmp)
-        tmp.replace(ckpt_path)  # a crash mid-write never leaves a broken checkpoint
+        }, ckpt_path)
 
     budget = settings.minutes * 60
     last_save = time.monotonic()
@@ -224,14 +382,14 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
         t0 = time.monotonic()
         x, y = batch(task, rng, settings.batch, settings.patch, device)
         t1 = time.monotonic()
-        losses.append(train_step(task, net, opt, scaler, x, y, dtype))
+        losses.append(train_step(net, opt, scaler, x, y, dtype))
         sched.step()
         step += 1
         t2 = time.monotonic()
         elapsed += t2 - t0
         data_time, run_time = data_time + t1 - t0, run_time + t2 - t0
         if step % settings.val_every == 0 or step == settings.steps:
-            score = validate(task, net, val, settings, device)
+            score = validate(net, val, settings, device)
             history.append({"step": step, "loss": float(np.mean(losses)), "val_psnr": score})
             per_step = run_time / max(len(losses), 1)
             left = (settings.steps - step) * per_step
@@ -246,15 +404,21 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
             last_save = time.monotonic()
     if not history or history[-1]["step"] != step:
         history.append({"step": step, "loss": float(np.mean(losses)) if losses else None,
-                        "val_psnr": validate(task, net, val, settings, device)})
+                        "val_psnr": validate(net, val, settings, device)})
     save()
     log.info("stopped at step %d after %.1f min; checkpoint %s", step, elapsed / 60, ckpt_path)
     return ckpt_path
 
 
-def export(checkpoint: str | Path, path: str | Path, name: str | None = None) -> Path:
-    """Write a training checkpoint as vsrestore ``.safetensors`` with its metadata."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+def export(
+    checkpoint: str | Path, path: str | Path, name: str | None = None, contract: dict[str, Any] | None = None
+) -> Path:
+    """Write a training checkpoint as vsrestore ``.safetensors`` with its metadata.
+
+    ``contract`` overrides the task's degradation options in the metadata, e.g. ``{"in_bits": 6}``
+    for a network pretrained on several bit depths and verified on one.
+    """
+    state = read_training_checkpoint(checkpoint)
     settings = state["settings"]
     arch = get_arch(make_task(settings["task"]).arch)
     net = arch.build(arch.config_from_dict(state["config"]))
@@ -262,14 +426,16 @@ def export(checkpoint: str | Path, path: str | Path, name: str | None = None) ->
     history = state["history"]
     meta = {
         **state["metadata"],
+        **(contract or {}),
         "name": name or Path(path).stem,
         "training": {
             "data": [Path(d).name for d in settings["data"]],
             "validation_data": [Path(d).name for d in settings["val_data"]],
             "steps": state["step"], "minutes": round(state["elapsed"] / 60, 2), "batch": settings["batch"],
-            "patch": settings["patch"], "config": settings["config"],
+            "patch": settings["patch"], "config": settings["config"], "lr": settings["lr"],
+            "init": Path(settings["init"]).parent.name if settings.get("init") else None,
         },
-        "validation": {"psnr_db": history[-1]["val_psnr"] if history else None, "history": history[-5:]},
+        "validation": {"psnr_db": history[-1]["val_psnr"] if history else None, "history": history},
     }
     return models.save(net.eval(), path, json.loads(json.dumps(meta)))
 
