@@ -53,3 +53,27 @@ def frame_value(frame: vs.VideoFrame, plane: int = 0) -> int:
 
 def frame_bytes(frame: vs.VideoFrame) -> bytes:
     return b"".join(np.ascontiguousarray(np.asarray(frame[p])).tobytes() for p in range(frame.format.num_planes))
+
+
+def write_panning_frames(folder, count: int) -> None:
+    """``count`` 64x64 8-bit PNG frames of a textured gradient panning 2 pixels per frame."""
+    from vsrestore.training.data import write_image
+
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 60, size=(64, 2 * count + 64, 3))
+    ramp = np.linspace(0, 190, 2 * count + 64)[None, :, None]
+    for t in range(count):
+        frame = (texture + ramp)[:, t * 2 : t * 2 + 64]
+        write_image(folder / f"frame{t}.png", np.clip(frame, 0, 255).astype(np.uint8))
+
+
+def assert_same_bytes_in_any_order(node: vs.VideoNode, reference: list[bytes], seed: int) -> None:
+    """Every frame, requested twice in a shuffled order from four threads, equals ``reference``."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    order = list(range(node.num_frames)) * 2
+    random.Random(seed).shuffle(order)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda n: frame_bytes(node.get_frame(n)), order))
+    assert got == [reference[n] for n in order]

@@ -18,11 +18,12 @@ import torch
 import vapoursynth as vs
 
 import vsrestore
+from standins import write_panning_frames
 from vsrestore.cli import main as cli
 from vsrestore.filters.common import Runner
 from vsrestore.networks.mstfn import MSTFN, MSTFNConfig
 from vsrestore.training import degrade
-from vsrestore.training.data import YUVFrames, write_image
+from vsrestore.training.data import YUVFrames
 from vsrestore.training.train import export, read_training_checkpoint
 
 core = vs.core
@@ -120,15 +121,10 @@ def test_scene_changes_refuses_variable_format_clips():
 
 
 @pytest.fixture(scope="module")
-def frames_dir(tmp_path_factory) -> Path:
+def frames_dir(tmp_path_factory):
     """Six 64x64 8-bit frames of a panning textured gradient."""
     folder = tmp_path_factory.mktemp("clip")
-    rng = np.random.default_rng(0)
-    texture = rng.integers(0, 60, size=(64, 96, 3))
-    ramp = np.linspace(0, 190, 96)[None, :, None]
-    for t in range(6):
-        frame = (texture + ramp)[:, t * 2 : t * 2 + 64]
-        write_image(folder / f"frame{t}.png", np.clip(frame, 0, 255).astype(np.uint8))
+    write_panning_frames(folder, 6)
     return folder
 
 

@@ -7,8 +7,8 @@ import torch
 import vapoursynth as vs
 
 import vsrestore
+from standins import write_panning_frames
 from vsrestore.cli import main as cli
-from vsrestore.training.data import write_image
 from vsrestore.training.tasks import augment, make_task
 from vsrestore.training.sources import load_sources
 
@@ -17,12 +17,7 @@ from vsrestore.training.sources import load_sources
 def frames_dir(tmp_path_factory):
     """Eight 64x64 8-bit frames of a panning textured gradient."""
     folder = tmp_path_factory.mktemp("clip")
-    rng = np.random.default_rng(0)
-    texture = rng.integers(0, 60, size=(64, 96, 3))
-    ramp = np.linspace(0, 190, 96)[None, :, None]
-    for t in range(8):
-        frame = (texture + ramp)[:, t * 2 : t * 2 + 64]
-        write_image(folder / f"frame{t}.png", np.clip(frame, 0, 255).astype(np.uint8))
+    write_panning_frames(folder, 8)
     return folder
 
 

@@ -3,7 +3,7 @@
 Everything here knows VapourSynth and torch; nothing here knows a particular network.
 """
 from .cache import BoundedCache
-from .colour import ColourInfo, from_rgb, read_colour, to_rgb
+from .colour import ColourInfo, RGBRoundTrip, from_rgb, read_colour, rgb_round_trip, to_rgb
 from .frames import frames_to_tensor, sample_scale, tensor_to_frame
 from .tiling import Tile, parse_tile, run_tiled, tile_grid
 from .windows import SlidingWindow, Window, copy_props, shift, windowed_node
@@ -11,6 +11,7 @@ from .windows import SlidingWindow, Window, copy_props, shift, windowed_node
 __all__ = [
     "BoundedCache",
     "ColourInfo",
+    "RGBRoundTrip",
     "SlidingWindow",
     "Tile",
     "Window",
@@ -19,6 +20,7 @@ __all__ = [
     "from_rgb",
     "parse_tile",
     "read_colour",
+    "rgb_round_trip",
     "run_tiled",
     "sample_scale",
     "shift",

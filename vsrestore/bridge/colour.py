@@ -106,3 +106,30 @@ def from_rgb(rgb: vs.VideoNode, out_format: int, colour: ColourInfo) -> vs.Video
         range=colour.range,
         chromaloc=colour.chromaloc,
     )
+
+
+@dataclass(frozen=True)
+class RGBRoundTrip:
+    """A clip as an RGB network sees it, and the way back to the source's family.
+
+    For YUV the network reads ``rgb`` (the source in ``rgb_format``) and writes float RGB frames;
+    :meth:`back` converts them to ``out_format`` with the source's colour. RGB sources go through
+    untouched and the network writes ``out_format`` directly.
+    """
+
+    rgb: vs.VideoNode
+    work_format: vs.VideoFormat  # what the network's output frames are built in
+    out_format: vs.VideoFormat
+    colour: ColourInfo | None  # None: the source is RGB
+
+    def back(self, node: vs.VideoNode) -> vs.VideoNode:
+        return node if self.colour is None else from_rgb(node, self.out_format.id, self.colour)
+
+
+def rgb_round_trip(clip: vs.VideoNode, rgb_format: int, out_format: vs.VideoFormat) -> RGBRoundTrip:
+    """Plan the RGB round trip of ``clip`` (YUV or RGB) for a network: ``rgb_format`` is what it
+    reads from a YUV source, ``out_format`` (same family as ``clip``) what the filter returns."""
+    if clip.format.color_family != vs.YUV:
+        return RGBRoundTrip(clip, out_format, out_format, None)
+    colour = read_colour(clip)
+    return RGBRoundTrip(to_rgb(clip, rgb_format, colour), core.get_video_format(vs.RGBS), out_format, colour)

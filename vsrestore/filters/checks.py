@@ -7,6 +7,10 @@ from typing import NoReturn
 import vapoursynth as vs
 
 
+MIN_SIZE = (16, 16)  # (width, height): smaller frames leave the networks' 3x3 stacks nothing to see
+MAX_STREAMS = 32  # frames rendered at once (num_streams): each holds its own activations
+
+
 def fail(filter_name: str, message: str) -> NoReturn:
     raise vs.Error(f"vsrestore.{filter_name}: {message}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import vapoursynth as vs
@@ -15,6 +15,10 @@ from ..bridge import parse_tile
 from ..models.device import resolve_device, resolve_precision
 from ..models.shipped import ModelEntry, find
 from .checks import fail
+
+# The device and precision options every filter takes ("cuda:N" is also accepted as a device).
+Device = Literal["auto", "cpu", "cuda"] | str
+Precision = Literal["fp32", "fp16", "bf16"]
 
 
 def resolve_model(

@@ -2,34 +2,32 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 import torch
 import vapoursynth as vs
 from torch import nn
 
-from ..bridge import (
-    frames_to_tensor, from_rgb, read_colour, run_tiled, sample_scale, tensor_to_frame, tile_grid, to_rgb,
-)
+from ..bridge import frames_to_tensor, rgb_round_trip, run_tiled, sample_scale, tensor_to_frame, tile_grid
 from ..bridge.colour import COLOUR_PROPS
-from .checks import check_clip, check_int, fail
 from ..bridge.spacetime import SpaceTimeWindow, doubled_rate_template, spacetime_node
 from ..models.shipped import find
-from .common import Runner, output_format, resolve_model, shipped_default, tile_arg
+from .checks import MAX_STREAMS, MIN_SIZE, check_clip, check_int, fail
+from .common import Device, Precision, Runner, output_format, resolve_model, shipped_default, tile_arg
 
 core = vs.core
 NAME = "msitf"
 SCALE = 4
-MIN_SIZE = (16, 16)
 
 
 def msitf(
     clip: vs.VideoNode,
     *,
     model: str | os.PathLike[str] | nn.Module | None = None,
-    length: str = "2n-1",
+    length: Literal["2n-1", "2n"] = "2n-1",
     out_depth: int | None = None,
-    device: str = "auto",
-    precision: str = "fp32",
+    device: Device = "auto",
+    precision: Precision = "fp32",
     tile: int | tuple[int, int] | None = None,
     overlap: int = 16,
     num_streams: int = 1,
@@ -71,17 +69,14 @@ def msitf(
     if out_depth is not None:
         check_int(NAME, "out_depth", out_depth, (*range(8, 17), 32))
     tile_size, overlap = tile_arg(NAME, tile, overlap)
-    check_int(NAME, "num_streams", num_streams, range(1, 33))
+    check_int(NAME, "num_streams", num_streams, range(1, MAX_STREAMS + 1))
     loaded = resolve_model(NAME, model, "msitf", lambda: shipped_default(NAME, "msitf", "x4 / 2x fps", find("msitf")))
     net = loaded.network
     runner = Runner(NAME, loaded, device, precision)
 
-    is_yuv = fmt.color_family == vs.YUV
-    colour = read_colour(clip) if is_yuv else None
-    rgb = to_rgb(clip, vs.RGBS, colour) if is_yuv else clip
     # Default: the input's own format (float16 stays float16, not 16-bit integer).
-    out_fmt = fmt if out_depth is None else output_format(clip, out_depth)
-    rgb_out_fmt = core.get_video_format(vs.RGBS) if is_yuv else out_fmt
+    trip = rgb_round_trip(clip, vs.RGBS, fmt if out_depth is None else output_format(clip, out_depth))
+    rgb, rgb_out_fmt = trip.rgb, trip.work_format
     width, height = clip.width * SCALE, clip.height * SCALE
     tiles = tile_grid(clip.height, clip.width, tile_size, overlap)
     # Frames per network call: the network's own (4 for every shipped MSITF); a plain module
@@ -101,9 +96,8 @@ def msitf(
         rgb, template, infer, lambda out, frame: tensor_to_frame(out, frame), window=window, length=length,
         num_streams=num_streams,
     )
-    if is_yuv:
-        node = from_rgb(node, out_fmt.id, colour)
-        # Every other prop came through the RGB round trip; the colour ones are the source's own.
-        aligned = core.std.Interleave([clip, clip], modify_duration=False)[: node.num_frames]
-        node = core.std.CopyFrameProps(node, aligned, props=list(COLOUR_PROPS))
-    return node
+    if trip.colour is None:
+        return node
+    # Every other prop came through the RGB round trip; the colour ones are the source's own.
+    aligned = core.std.Interleave([clip, clip], modify_duration=False)[: node.num_frames]
+    return core.std.CopyFrameProps(trip.back(node), aligned, props=list(COLOUR_PROPS))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
 
 import torch
 import vapoursynth as vs
@@ -15,23 +14,20 @@ from ..bridge import (
     Tile,
     copy_props,
     frames_to_tensor,
-    from_rgb,
-    read_colour,
+    rgb_round_trip,
     run_tiled,
     tensor_to_frame,
     tile_grid,
-    to_rgb,
     windowed_node,
 )
-from .checks import check_clip, check_int, fail
 from ..models import ModelInfo
 from ..models.shipped import find
-from .common import Runner, output_format, resolve_model, shipped_default, tile_arg
+from .checks import MAX_STREAMS, MIN_SIZE, check_clip, check_int, fail
+from .common import Device, Precision, Runner, output_format, resolve_model, shipped_default, tile_arg
 
 core = vs.core
 NAME = "mstfn"
 BGR = (2, 1, 0)  # the authors read frames with OpenCV
-MIN_SIZE = (16, 16)
 
 
 def mstfn(
@@ -40,8 +36,8 @@ def mstfn(
     in_bits: int | None = None,
     out_depth: int = 16,
     model: str | os.PathLike[str] | nn.Module | None = None,
-    device: str = "auto",
-    precision: str = "fp32",
+    device: Device = "auto",
+    precision: Precision = "fp32",
     tile: int | tuple[int, int] | None = None,
     overlap: int = 64,
     num_streams: int = 1,
@@ -78,7 +74,7 @@ def mstfn(
     in_bits = bits if in_bits is None else check_int(NAME, "in_bits", in_bits, range(1, bits + 1))
     check_int(NAME, "out_depth", out_depth, (10, 12, 16, 32))
     tile_size, overlap = tile_arg(NAME, tile, overlap)
-    check_int(NAME, "num_streams", num_streams, range(1, 33))
+    check_int(NAME, "num_streams", num_streams, range(1, MAX_STREAMS + 1))
     if not isinstance(stage1_cache, bool):
         fail(NAME, f"stage1_cache must be True or False; got {stage1_cache!r}")
     loaded = resolve_model(NAME, model, "mstfn", lambda: shipped_default(
@@ -89,11 +85,9 @@ def mstfn(
     _check_contract(loaded.info, in_bits)
     runner = Runner(NAME, loaded, device, precision)
 
-    is_yuv = clip.format.color_family == vs.YUV
-    colour = read_colour(clip) if is_yuv else None
-    rgb = to_rgb(clip, core.query_video_format(vs.RGB, vs.INTEGER, bits, 0, 0).id, colour) if is_yuv else clip
-    out_fmt = output_format(clip, out_depth)
-    rgb_out_fmt = core.query_video_format(vs.RGB, vs.FLOAT, 32, 0, 0) if is_yuv else out_fmt
+    # YUV goes to RGB at its own depth: the network expects quantised input.
+    trip = rgb_round_trip(clip, core.query_video_format(vs.RGB, vs.INTEGER, bits, 0, 0).id, output_format(clip, out_depth))
+    rgb, rgb_out_fmt = trip.rgb, trip.work_format
     # Network values are v16/65535; the source's full scale ((2^b - 1) << (16 - b)) is 1.0 in float.
     msb = float(1 << (16 - bits))
     keep_mask = ~((1 << (16 - in_bits)) - 1) & 0xFFFF  # truncation to in_bits, MSB-aligned
@@ -132,9 +126,7 @@ def mstfn(
 
     template = core.std.BlankClip(rgb, format=rgb_out_fmt.id, keep=True)
     node = windowed_node(template, window.clips(), render, num_streams=num_streams)
-    if is_yuv:
-        node = from_rgb(node, out_fmt.id, colour)
-    return core.std.CopyFrameProps(node, clip)
+    return core.std.CopyFrameProps(trip.back(node), clip)
 
 
 def _truncate(x: torch.Tensor, msb: float, keep_mask: int) -> torch.Tensor:

@@ -12,15 +12,14 @@ from torch import nn
 from ..bridge import (
     SlidingWindow, copy_props, frames_to_tensor, run_tiled, sample_scale, tensor_to_frame, tile_grid, windowed_node,
 )
-from .checks import check_clip, check_int, fail
 from ..models import get_arch
 from ..models.shipped import find
-from .common import Runner, resolve_model, shipped_default, tile_arg
+from .checks import MAX_STREAMS, MIN_SIZE, check_clip, check_int, fail
+from .common import Device, Precision, Runner, resolve_model, shipped_default, tile_arg
 
 core = vs.core
 NAME = "stifn"
 RADIUS = 3
-MIN_SIZE = (16, 16)
 Size = Literal["lite", "r3", "r3l"]
 
 
@@ -45,8 +44,8 @@ def stifn(
     size: Size = "lite",
     model: str | os.PathLike[str] | nn.Module | None = None,
     planes: Sequence[int] | None = None,
-    device: str = "auto",
-    precision: str = "fp32",
+    device: Device = "auto",
+    precision: Precision = "fp32",
     tile: int | tuple[int, int] | None = None,
     overlap: int = 24,
     num_streams: int = 1,
@@ -95,7 +94,7 @@ def stifn(
     ):
         fail(NAME, f"planes must be a list of distinct plane numbers in 0..{num_planes - 1}; got {planes!r}")
     tile_size, overlap = tile_arg(NAME, tile, overlap)
-    check_int(NAME, "num_streams", num_streams, range(1, 33))
+    check_int(NAME, "num_streams", num_streams, range(1, MAX_STREAMS + 1))
     runner = Runner(NAME, resolve_model(NAME, model, "stifn", lambda: default_model(qp, size)), device, precision)
 
     window = SlidingWindow(clip, radius=RADIUS)

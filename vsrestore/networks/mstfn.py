@@ -24,9 +24,8 @@ This module has no VapourSynth dependency.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
