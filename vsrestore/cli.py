@@ -2,8 +2,11 @@
 
 - ``vsrestore encode OUT``: Y4M from standard input (e.g. ``vspipe -c y4m script.vpy -``) encoded with
   PyAV's bundled x265/x264, so a render needs no separate encoder install;
+- ``vsrestore render SCRIPT.vpy OUT.mkv``: a script's output to x265/x264/FFV1 with its colour
+  description, in chunks split at scene cuts on local worker processes or Ray, resumable;
 - ``vsrestore train``: train a network (``--task mstfn|stifn|msitf``), resumable;
 - ``vsrestore export``: a training checkpoint to ``.safetensors`` with metadata;
+- ``vsrestore export-onnx``: networks as ONNX in vs-mlrt's layout (frames stacked on channels);
 - ``vsrestore evaluate``: run a filter with given weights on clips against baselines;
 - ``vsrestore info``: versions, CUDA and CPU bf16 support, architectures and their presets, shipped
   models with their contracts, optional VapourSynth plugins;
@@ -358,6 +361,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     ex = sub.add_parser("export", help="write a training checkpoint as .safetensors")
     ex.add_argument("checkpoint", type=Path)
     ex.add_argument("output", type=Path)
+    eo = sub.add_parser("export-onnx", help="write networks as ONNX in vs-mlrt's layout (frames stacked on channels)")
+    eo.add_argument("models", nargs="*", metavar="MODEL",
+                    help="shipped model names or checkpoint files (default: every shipped MSTFN and STIFN model)")
+    eo.add_argument("--out", required=True, type=Path,
+                    help="output .onnx file (one MODEL) or folder (each model as NAME.onnx)")
+    eo.add_argument("--opset", type=_bounded(int, 13, 21), default=17, help="ONNX opset, 13..21 (default 17)")
 
     ev = sub.add_parser("evaluate", help="evaluate weights through the public filter, with baselines")
     ev.add_argument("--task", required=True, choices=TASKS)
@@ -370,12 +379,100 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     ev.add_argument("--codec", choices=["x265", "x264"])
     ev.add_argument("--degradation", choices=["bd", "bicubic"])
     ev.add_argument("--tile", type=_bounded(int, 16), help="tile size in pixels, >= 16")
+    _add_render_parser(sub, positive, count)
     return parser, dict(sub.choices)
+
+
+def _script_arg(text: str) -> tuple[str, str]:
+    """An argparse ``type=`` for ``--arg key=value`` (vspipe's ``-a``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"must be key=value with a Python identifier as key; got {text!r}")
+    return key, value
+
+
+def _mkv_path(text: str) -> Path:
+    """An argparse ``type=`` for render's output: a Matroska file (segments are remuxed into one)."""
+    if not text.lower().endswith(".mkv"):
+        raise argparse.ArgumentTypeError(f"must be a Matroska file name ending in .mkv; got {text!r}")
+    return Path(text)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """An argparse ``type=`` for a JSON object given inline or as the path of a .json file."""
+    import json
+
+    source = Path(text).read_text() if text.endswith(".json") and Path(text).is_file() else text
+    try:
+        value = json.loads(source)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object or a .json file holding one; got {text!r}")
+    return value
+
+
+def _open_unit(text: str) -> float:
+    """An argparse ``type=``: a number in (0, 1), both ends excluded (the detector's threshold)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {text!r}")
+    return value
+
+
+def _add_render_parser(sub: Any, positive: Any, count: Any) -> None:
+    from .render.choices import CODEC_NAMES, DITHERS, SCENE_SOURCES
+
+    re_ = sub.add_parser("render", help="render a script's output to x265/x264/FFV1 in chunks on local workers or Ray")
+    re_.add_argument("script", type=Path, help="the .vpy script")
+    re_.add_argument("output", type=_mkv_path, help="output file (.mkv); a missing folder is created")
+    re_.add_argument("-a", "--arg", dest="script_args", type=_script_arg, action="append", default=[],
+                     metavar="KEY=VALUE", help="a global for the script, as vspipe -a (repeatable)")
+    re_.add_argument("-o", "--index", type=count, default=0, help="output index to render (default 0)")
+    re_.add_argument("--codec", choices=CODEC_NAMES, default="x265", help="x265, x264 or ffv1 (lossless)")
+    rate = re_.add_mutually_exclusive_group()
+    rate.add_argument("--crf", type=_bounded(int, 0, 51), help="x264/x265 constant rate factor, 0..51")
+    rate.add_argument("--qp", type=_bounded(int, 0, 69), help="x264/x265 constant QP: 0..51 (x265), 0..69 (x264)")
+    re_.add_argument("--preset", choices=PRESETS, help="x264/x265 preset (default medium)")
+    re_.add_argument("--params", default="", help="extra x265-params/x264-params, key=value:key=value")
+    re_.add_argument("--depth", type=_bounded(int, 8, 16),
+                     help="convert the output to this integer bit depth first, with dithering (8..16)")
+    re_.add_argument("--dither", choices=DITHERS, default="error_diffusion", help="dither of --depth")
+    re_.add_argument("--workers", type=positive, help="chunks rendered at once (local default: one per 2 cores)")
+    re_.add_argument("--threads", type=positive,
+                     help="VapourSynth/torch threads per worker (default: cores / workers; 2 with --ray)")
+    re_.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                     help="run chunks as Ray tasks: alone, a local Ray instance; 'auto' or a cluster address "
+                          "(give --ray after the script and output, or as --ray=ADDRESS)")
+    re_.add_argument("--ray-runtime-env", type=_json_object, metavar="JSON",
+                     help="Ray runtime_env for the tasks (a JSON object, or a .json file)")
+    re_.add_argument("--ray-shared", action="store_true",
+                     help="the work directory is on storage every Ray node mounts at the same path")
+    re_.add_argument("--scenes", choices=SCENE_SOURCES, default="auto",
+                     help="where chunk boundaries come from: output 1 (source), the output, auto, none")
+    re_.add_argument("--detect", action="store_true", help="ignore scene props and run the scene detector")
+    re_.add_argument("--threshold", type=_open_unit, default=0.1,
+                     help="vsrestore.scene_changes threshold for the detector, in (0, 1) (default 0.1)")
+    re_.add_argument("--min-chunk", type=positive, default=50, help="output frames per chunk at least (default 50)")
+    re_.add_argument("--max-tries", type=positive, default=3, help="attempts per chunk (default 3)")
+    again = re_.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the render in the work directory")
+    again.add_argument("--fresh", action="store_true", help="discard the work directory's render and start over")
+    re_.add_argument("--keep", action="store_true", help="keep segments, logs and the manifest")
+    re_.add_argument("--work-dir", type=Path, help="segments, logs and the manifest (default OUTPUT.mkv.parts)")
 
 
 def check_combinations(args: argparse.Namespace) -> None:
     """Checks that span options (argparse sees one option at a time); a CommandError names them."""
-    if args.command == "encode":
+    if args.command == "render":
+        if args.ray is None:
+            given = [f"--{n}" for n in ("ray_runtime_env", "ray_shared") if getattr(args, n)]
+            if given:
+                raise CommandError(f"argument {given[0].replace('_', '-')}: applies with --ray only")
+    if args.command in ("encode", "render"):
         if args.codec == "ffv1":
             given = [f"--{name}" for name in ("crf", "qp", "preset") if getattr(args, name) is not None]
             if given:
@@ -421,6 +518,25 @@ def run_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_render(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .render import EncoderSettings, RenderOptions, render
+
+    settings = EncoderSettings(codec=args.codec, crf=args.crf, qp=args.qp, preset=args.preset, params=args.params,
+                               depth=args.depth, dither=args.dither)
+    options = RenderOptions(
+        script=args.script, output=args.output, args=dict(args.script_args), encoder=settings, index=args.index,
+        workers=args.workers, threads=args.threads, ray=args.ray, ray_runtime_env=args.ray_runtime_env,
+        ray_shared=args.ray_shared, scenes=args.scenes, detect=args.detect, threshold=args.threshold,
+        min_chunk=args.min_chunk, max_tries=args.max_tries, resume=args.resume, fresh=args.fresh, keep=args.keep,
+        work_dir=args.work_dir,
+    )
+    # tqdm.write keeps these lines clear of the progress bar; all on stderr.
+    render(options, log=lambda line: tqdm.write(line, file=sys.stderr))
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
     from .training.train import TrainSettings, export, train
 
@@ -441,6 +557,25 @@ def run_export(args: argparse.Namespace) -> int:
     from .training.train import export
 
     print(f"exported {export(args.checkpoint, args.output)}", file=sys.stderr)
+    return 0
+
+
+def run_export_onnx(args: argparse.Namespace) -> int:
+    from .backends.onnx_export import EXPORTABLE, export_onnx
+    from .models import shipped_models
+    from .models.shipped import find
+
+    names: list[str] = list(args.models) or [e.name for arch in EXPORTABLE for e in find(arch)]
+    if not names:
+        raise ValueError("no shipped MSTFN or STIFN model to export; name a model or checkpoint file")
+    single = len(names) == 1 and args.out.suffix.lower() == ".onnx"
+    if not single and args.out.suffix.lower() == ".onnx":
+        raise ValueError(f"--out {args.out} is one file, but {len(names)} models are exported: give a folder")
+    shipped = shipped_models()
+    for name in names:
+        stem = name if name in shipped else Path(name).stem
+        done = export_onnx(name, args.out if single else args.out / f"{stem}.onnx", opset=args.opset)
+        print(f"exported {done.path}: {done.description}", file=sys.stderr)
     return 0
 
 
@@ -504,8 +639,9 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"encode": run_encode, "train": run_train, "export": run_export, "evaluate": run_evaluate,
+COMMANDS = {"encode": run_encode, "render": run_render, "train": run_train, "export": run_export, "evaluate": run_evaluate,
             "info": run_info}
+COMMANDS["export-onnx"] = run_export_onnx
 
 
 def _one_line(exc: BaseException) -> str:

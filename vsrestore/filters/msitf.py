@@ -13,7 +13,7 @@ from ..bridge.colour import COLOUR_PROPS
 from ..bridge.spacetime import SpaceTimeWindow, doubled_rate_template, spacetime_node
 from ..models.shipped import find
 from .checks import MAX_STREAMS, MIN_SIZE, check_clip, check_int, fail
-from .common import Device, Precision, Runner, output_format, resolve_model, shipped_default, tile_arg
+from .common import Backend, Device, Precision, Runner, output_format, resolve_model, shipped_default, tile_arg
 
 core = vs.core
 NAME = "msitf"
@@ -27,7 +27,8 @@ def msitf(
     length: Literal["2n-1", "2n"] = "2n-1",
     out_depth: int | None = None,
     device: Device = "auto",
-    precision: Precision = "fp32",
+    precision: Precision = "auto",
+    backend: Backend = "torch",
     tile: int | tuple[int, int] | None = None,
     overlap: int = 16,
     num_streams: int = 1,
@@ -48,7 +49,8 @@ def msitf(
         length: ``"2n-1"`` (default, the paper's: N source frames give 2N-1) or ``"2n"``, which
             appends a copy of the last output so the clip lasts exactly as long as the source.
         out_depth: output bits (8..16) or 32 for float; default: the input's.
-        device, precision: as for :func:`vsrestore.mstfn`.
+        device, precision: as for :func:`vsrestore.stifn` ("auto": bf16 where the device computes it).
+        backend: "torch" (default) or "openvino" (the CPU only; ``pip install openvino``).
         tile, overlap: tiled inference on the low-resolution input. The window attention and the
             deformable alignment see far, so tiled output approximates untiled output (closer
             with more overlap) rather than matching it.
@@ -72,7 +74,7 @@ def msitf(
     check_int(NAME, "num_streams", num_streams, range(1, MAX_STREAMS + 1))
     loaded = resolve_model(NAME, model, "msitf", lambda: shipped_default(NAME, "msitf", "x4 / 2x fps", find("msitf")))
     net = loaded.network
-    runner = Runner(NAME, loaded, device, precision)
+    runner = Runner(NAME, loaded, device, precision, num_streams=num_streams, backend=backend)
 
     # Default: the input's own format (float16 stays float16, not 16-bit integer).
     trip = rgb_round_trip(clip, vs.RGBS, fmt if out_depth is None else output_format(clip, out_depth))

@@ -23,7 +23,7 @@ from ..bridge import (
 from ..models import ModelInfo
 from ..models.shipped import find
 from .checks import MAX_STREAMS, MIN_SIZE, check_clip, check_int, fail
-from .common import Device, Precision, Runner, output_format, resolve_model, shipped_default, tile_arg
+from .common import Backend, Device, Precision, Runner, output_format, resolve_model, shipped_default, tile_arg
 
 core = vs.core
 NAME = "mstfn"
@@ -37,7 +37,8 @@ def mstfn(
     out_depth: int = 16,
     model: str | os.PathLike[str] | nn.Module | None = None,
     device: Device = "auto",
-    precision: Precision = "fp32",
+    precision: Precision = "auto",
+    backend: Backend = "torch",
     tile: int | tuple[int, int] | None = None,
     overlap: int = 64,
     num_streams: int = 1,
@@ -57,11 +58,18 @@ def mstfn(
         model: a shipped model name, a checkpoint file (e.g. the authors' ``8_12/netG_weights_epo61.pth``)
             or a ``torch.nn.Module`` with MSTFN's ``stage1``/``fuse`` methods.
         device: "auto", "cpu", "cuda" or "cuda:N".
-        precision: "fp32"; "fp16" or "bf16" on CUDA only.
+        precision: "auto" (default): fp32 for MSTFN on every device, since bfloat16 keeps 8 bits
+            and MSTFN's job is the bits below them. "fp32"; "fp16" on CUDA; "bf16" on CUDA or on a
+            CPU that computes bfloat16 natively (AMX-BF16 or AVX512-BF16), refused elsewhere.
+        backend: "torch" (default) or "openvino" (the CPU only; ``pip install openvino``): the
+            network compiled by OpenVINO as two graphs, Stage I and the fusion, so Stage-I reuse
+            holds; compiled models are cached on disk (``$XDG_CACHE_HOME/vsrestore/openvino``).
         tile: None (whole frames) or a tile size (int or (width, height), >= 16) to bound memory.
         overlap: context pixels around each tile; >= the network's receptive radius (59 for the
             authors' config) makes tiled output equal untiled output up to float rounding.
-        num_streams: frames rendered at once (one VapourSynth node each).
+        num_streams: frames rendered at once (one VapourSynth node each). On the CPU each stream
+            runs torch on ``torch.get_num_threads() // num_streams`` threads (at least 1), so
+            streams x threads = cores.
         stage1_cache: reuse Stage-I results across neighbouring frames (same output, about 2x faster).
 
     Colour: YUV goes to RGB at its own bit depth (frame props, with vsrestore's documented defaults),
@@ -83,7 +91,7 @@ def mstfn(
     if not (hasattr(net, "stage1") and hasattr(net, "fuse")):
         fail(NAME, f"model must be an MSTFN network (with stage1 and fuse); got {type(net).__name__}")
     _check_contract(loaded.info, in_bits)
-    runner = Runner(NAME, loaded, device, precision)
+    runner = Runner(NAME, loaded, device, precision, num_streams=num_streams, backend=backend)
 
     # YUV goes to RGB at its own depth: the network expects quantised input.
     trip = rgb_round_trip(clip, core.query_video_format(vs.RGB, vs.INTEGER, bits, 0, 0).id, output_format(clip, out_depth))

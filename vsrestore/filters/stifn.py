@@ -15,7 +15,7 @@ from ..bridge import (
 from ..models import get_arch
 from ..models.shipped import find
 from .checks import MAX_STREAMS, MIN_SIZE, check_clip, check_int, fail
-from .common import Device, Precision, Runner, resolve_model, shipped_default, tile_arg
+from .common import Backend, Device, Precision, Runner, resolve_model, shipped_default, tile_arg
 
 core = vs.core
 NAME = "stifn"
@@ -45,7 +45,8 @@ def stifn(
     model: str | os.PathLike[str] | nn.Module | None = None,
     planes: Sequence[int] | None = None,
     device: Device = "auto",
-    precision: Precision = "fp32",
+    precision: Precision = "auto",
+    backend: Backend = "torch",
     tile: int | tuple[int, int] | None = None,
     overlap: int = 24,
     num_streams: int = 1,
@@ -70,7 +71,11 @@ def stifn(
         planes: planes to enhance (default ``[0]``: luma only). Other planes pass through
             unchanged. Chroma planes may be listed; they are enhanced with the luma model at their
             own size (the models were trained on luma only).
-        device, precision: as for :func:`vsrestore.mstfn`.
+        device: as for :func:`vsrestore.mstfn`.
+        precision: "auto" (default): bf16 on CUDA (fp16 on GPUs without bf16) and on CPUs that
+            compute bfloat16 natively (AMX-BF16, AVX512-BF16), else fp32; or "fp32", "fp16"
+            (CUDA), "bf16" (CUDA or such a CPU).
+        backend: "torch" (default) or "openvino" (the CPU only; ``pip install openvino``).
         tile, overlap: tiled inference; ``overlap`` >= 18 (the r3l receptive radius) keeps tiled
             output equal to untiled output up to rounding.
         num_streams: frames rendered at once.
@@ -95,7 +100,8 @@ def stifn(
         fail(NAME, f"planes must be a list of distinct plane numbers in 0..{num_planes - 1}; got {planes!r}")
     tile_size, overlap = tile_arg(NAME, tile, overlap)
     check_int(NAME, "num_streams", num_streams, range(1, MAX_STREAMS + 1))
-    runner = Runner(NAME, resolve_model(NAME, model, "stifn", lambda: default_model(qp, size)), device, precision)
+    runner = Runner(NAME, resolve_model(NAME, model, "stifn", lambda: default_model(qp, size)), device, precision,
+                    num_streams=num_streams, backend=backend)
 
     window = SlidingWindow(clip, radius=RADIUS)
     fmt = clip.format

@@ -38,16 +38,69 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     raise ValueError(f'device must be "auto", "cpu", "cuda" or "cuda:N", not {device!r}')
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """Map ``precision`` ("fp32", "fp16", "bf16") to a dtype allowed on ``device``.
+# Networks whose output tolerates bf16: MSTFN restores bits below the 8 that bf16 keeps (its 16-bit
+# output moved by up to 122 codes in bf16), so it always runs fp32 unless asked otherwise.
+_HALF_OK = frozenset({"stifn", "msitf"})
 
-    Half precisions are refused on the CPU: they are slower there and change results.
+
+def auto_precision(arch: str | None, device: torch.device) -> str:
+    """What ``precision="auto"`` means for network ``arch`` on ``device``.
+
+    - MSTFN (and an unknown network): ``"fp32"`` everywhere, since its purpose is the bits below
+      the 8 that bfloat16 keeps.
+    - STIFN, MSITF on CUDA: ``"bf16"`` where the GPU computes it (Ampere and later), else ``"fp16"``.
+    - STIFN, MSITF on the CPU: ``"bf16"`` where the CPU computes it natively (:func:`cpu_has_bf16`),
+      else ``"fp32"`` (emulated bf16 is about 10x slower than fp32).
     """
+    if arch not in _HALF_OK:
+        return "fp32"
+    if device.type == "cuda":
+        return "bf16" if _cuda_bf16(device) else "fp16"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    return "fp32"
+
+
+def _cuda_bf16(device: torch.device) -> bool:
+    try:
+        with torch.cuda.device(device):
+            try:  # emulated bf16 (before Ampere) is no speed-up: ask for the native kind
+                return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+            except TypeError:  # torch < 2.3 has no such argument
+                return bool(torch.cuda.is_bf16_supported())
+    except Exception:  # noqa: BLE001 - no usable CUDA: the half precision every GPU has
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device, arch: str | None = None) -> torch.dtype:
+    """Map ``precision`` ("auto", "fp32", "fp16", "bf16") to a dtype allowed on ``device``.
+
+    ``"auto"`` is :func:`auto_precision` for ``arch``. On the CPU, ``"bf16"`` needs native bfloat16
+    (AMX-BF16 or AVX512-BF16; emulated it is about 10x slower than fp32) and ``"fp16"`` is refused
+    (no CPU path computes it faster than fp32).
+    """
+    if precision == "auto":
+        precision = auto_precision(arch, device)
     if precision not in _PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, not {precision!r}")
-    if device.type == "cpu" and precision != "fp32":
-        raise ValueError(f'precision={precision!r} needs CUDA; on the CPU only "fp32" is allowed')
+        raise ValueError(f'precision must be one of {sorted(_PRECISIONS)} or "auto", not {precision!r}')
+    if device.type == "cpu" and precision == "fp16":
+        raise ValueError('precision=\'fp16\' needs CUDA; on the CPU use "auto", "fp32" or "bf16" (where the CPU '
+                         'computes bfloat16 natively)')
+    if device.type == "cpu" and precision == "bf16" and not cpu_has_bf16():
+        raise ValueError(
+            "precision='bf16' needs CUDA or a CPU that computes bfloat16 natively (AMX-BF16 or AVX512-BF16); "
+            "this CPU has neither and would emulate it about 10x slower than fp32: use \"auto\" or \"fp32\""
+        )
     return _PRECISIONS[precision]
+
+
+def stream_threads(num_streams: int, total: int | None = None) -> int:
+    """Torch threads for each of ``num_streams`` frames rendered at once: ``total // num_streams``
+    (at least 1), so that streams x threads = ``total``, by default ``torch.get_num_threads()`` (one
+    per core unless the process set another number). More threads than cores only make the streams
+    fight for them: 2 streams of 2 threads each on 2 cores rendered no faster than 1 stream."""
+    total = torch.get_num_threads() if total is None else total
+    return max(1, total // max(1, num_streams))
 
 
 def cpu_features() -> set[str]:

@@ -1,0 +1,1 @@
+"""Inference back-ends other than eager PyTorch (``backend=`` of the filters) and ONNX export."""
