@@ -23,31 +23,16 @@ from pathlib import Path
 from vsrestore.render import EncoderSettings, RenderOptions, render
 
 HEAVY = '''
-import numpy as np
+from fractions import Fraction
+
 import torch
-import vapoursynth as vs
 
 import vsrestore
+from vsrestore.evaluation.vsclips import scene_cut_clip
 from vsrestore.networks.mstfn import MSTFN, MSTFNConfig
 
-core = vs.core
-length, W, H = {frames}, {width}, {height}
-cuts = list(range(15, length, 15))
-blank = core.std.BlankClip(format=vs.YUV420P8, width=W, height=H, length=length, fpsnum=30000, fpsden=1001)
-
-
-def fill(n, f):
-    out = f.copy()
-    scene = sum(c <= n for c in cuts)
-    tex = np.random.default_rng(scene).integers(0, 40, size=(H, W + 2 * length))
-    for p in range(3):
-        a = np.asarray(out[p])
-        h, w = a.shape
-        a[:] = tex[:h, 2 * n : 2 * n + w] + (40 + 70 * scene) % 200 if p == 0 else 108 + tex[:h, n : n + w]
-    return out
-
-
-src = vsrestore.scene_changes(core.std.ModifyFrame(blank, blank, fill))
+length = {frames}
+src = vsrestore.scene_changes(scene_cut_clip(length, range(15, length, 15), {width}, {height}, Fraction(30000, 1001)))
 torch.manual_seed(0)
 net = MSTFN(MSTFNConfig(features=16, num_rpb=1, num_tail=1)).eval()  # random weights: speed only
 vsrestore.mstfn(src, in_bits=6, out_depth=10, model=net).set_output()

@@ -12,21 +12,31 @@ data="${VSRESTORE_SHARED:-../shared}/data"
 # Training clips: everything in ../shared/data except the held-out evaluation clips
 # (carphone, cars, CiscoVT2people, sparks). cars doubles as the validation clip during training.
 train_rgb=("$data/vimeo_septuplet" "$data/clips/bikes.mp4" "$data/clips/bigbuckbunny.mp4" "$data/sintel16")
+# and the natural photographs scikit-image bundles (the "train" extra), panned into clips: the clips
+# above are already compressed or CG, these hold real detail, grain and smooth gradients.
+stills_dir="$(./dev python -c 'import pathlib, skimage; print(pathlib.Path(skimage.__file__).parent / "data")')"
+for still in astronaut.png chelsea.png coffee.png motorcycle_left.png rocket.jpg camera.png brick.png \
+             grass.png gravel.png moon.png coins.png; do
+    train_rgb+=("$stills_dir/$still")
+done
 val="$data/clips/cars_320x240_30f.i420"
-common=(--out "checkpoints/$model" --minutes "$minutes" --threads "$threads" --max-frames 48
+# MSTFN reads 120 frames per clip (more material; bit truncation costs nothing to prepare), the
+# others 48 (each frame is an encode or a BD down-sampling, and MSITF's patches are large).
+case "$model" in mstfn_[468]bit) MAX_FRAMES="${MAX_FRAMES:-120}" ;; esac
+common=(--out "checkpoints/$model" --minutes "$minutes" --threads "$threads" --max-frames "${MAX_FRAMES:-48}"
         --checkpoint-minutes 3 --val-data "$val")
 vsr() { ./dev python -m vsrestore.cli "$@"; }
 case "$model" in
     stifn_qp37)
         vsr train --task stifn --config lite --qp 37 --data "${train_rgb[@]}" --batch 8 --patch 64 \
-            --steps 8000 --lr 3e-4 --val-every 100 "${common[@]}" ;;
+            --steps 100000 --lr 3e-4 --val-every 500 "${common[@]}" ;;
     mstfn_pretrain)  # one network for 4, 6 and 8 input bits; each shipped MSTFN is fine-tuned from it
         vsr train --task mstfn --config small --in-bits 4 6 8 --data "${train_rgb[@]}" --batch 8 --patch 48 \
             --steps 6000 --lr 3e-4 --val-every 100 "${common[@]}" ;;
-    mstfn_8bit|mstfn_6bit|mstfn_4bit)  # fine-tuned from the pretraining run on one contract
+    mstfn_8bit|mstfn_6bit|mstfn_4bit)  # one contract each, starting as the mid-rise reconstruction
         bits="${model#mstfn_}"; bits="${bits%bit}"
-        vsr train --task mstfn --config small --in-bits "$bits" --init checkpoints/mstfn_pretrain/last.pt \
-            --data "${train_rgb[@]}" --batch 8 --patch 48 --steps 3000 --lr 1e-4 --val-every 100 "${common[@]}" ;;
+        vsr train --task mstfn --config small --in-bits "$bits" --data "${train_rgb[@]}" --batch 8 --patch 48 \
+            --steps 40000 --lr 4e-4 --val-every 250 "${common[@]}" ;;
     stifn_qp32|stifn_qp27|stifn_qp22)  # fine-tuned from the QP 37 model
         vsr train --task stifn --config lite --qp "${model#stifn_qp}" --init checkpoints/stifn_qp37/last.pt \
             --data "${train_rgb[@]}" --batch 8 --patch 64 --steps 3000 --lr 1e-4 --val-every 100 "${common[@]}" ;;

@@ -194,26 +194,28 @@ def test_cupy_path_unavailable_without_cuda() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 class TestCudaRoundTrip:
     CASES = [(vs.YUV444P8, 50, 10), (vs.YUV444P10, 34, 6), (vs.YUV444P16, 50, 8), (vs.RGBS, 50, 7), (vs.RGBH, 34, 6)]
+    CUDA = torch.device("cuda", 0)
+
+    @staticmethod
+    def pattern_frames(fmt: int, width: int, height: int, length: int) -> tuple[list[vs.VideoFrame], float]:
+        """The frames of :func:`pattern_clip` and their sample scale."""
+        clip = pattern_clip(fmt, width, height, length=length)
+        frames = [clip.get_frame(n) for n in range(length)]
+        return frames, sample_scale(frames[0].format)
 
     @pytest.mark.parametrize("fmt, width, height", CASES)
     def test_read_matches_cpu(self, fmt: int, width: int, height: int) -> None:
-        clip = pattern_clip(fmt, width, height, length=3)
-        frames = [clip.get_frame(n) for n in range(3)]
-        scale = sample_scale(frames[0].format)
-        cuda = torch.device("cuda", 0)
+        frames, scale = self.pattern_frames(fmt, width, height, length=3)
         for planes in (None, (2, 0)):
             on_cpu = frames_to_tensor(frames, planes=planes, scale=scale)
-            on_gpu = frames_to_tensor(frames, planes=planes, scale=scale, device=cuda)
+            on_gpu = frames_to_tensor(frames, planes=planes, scale=scale, device=self.CUDA)
             assert on_gpu.device.type == "cuda" and on_gpu.dtype == torch.float32
             assert torch.equal(on_gpu.cpu(), on_cpu)
 
     @pytest.mark.parametrize("fmt, width, height", CASES)
     def test_write_matches_cpu(self, fmt: int, width: int, height: int) -> None:
-        clip = pattern_clip(fmt, width, height, length=2)
-        frames = [clip.get_frame(n) for n in range(2)]
-        scale = sample_scale(frames[0].format)
-        cuda = torch.device("cuda", 0)
-        tensor = frames_to_tensor(frames, scale=scale, device=cuda)
+        frames, scale = self.pattern_frames(fmt, width, height, length=2)
+        tensor = frames_to_tensor(frames, scale=scale, device=self.CUDA)
         for n, frame in enumerate(frames):
             via_gpu, via_cpu = frame.copy(), frame.copy()
             for p in range(3):

@@ -36,31 +36,19 @@ BIN = Path(sys.executable).parent
 # `cuts` are the first frames of scenes; `expose=0` sets no output 1; `delay` slows every frame.
 SOURCE = '''
 import time
-import numpy as np
+from fractions import Fraction
+
 import torch
 import vapoursynth as vs
 
 import vsrestore
+from vsrestore.evaluation.vsclips import scene_cut_clip
 
 core = vs.core
 length = int(globals().get("length", "{length}"))
 cuts = [int(c) for c in globals().get("cuts", "{cuts}").split(",") if c]
 delay = float(globals().get("delay", "0"))
-W, H = {width}, {height}
-blank = core.std.BlankClip(format=vs.YUV420P8, width=W, height=H, length=length, fpsnum={fpsnum}, fpsden=1001)
-
-
-def fill(n, f):
-    out = f.copy()
-    scene = sum(c <= n for c in cuts)
-    tex = np.random.default_rng(scene).integers(0, 40, size=(H, W + 2 * length))
-    for p in range(3):
-        a = np.asarray(out[p])
-        h, w = a.shape
-        a[:] = tex[:h, 2 * n : 2 * n + w] + (40 + 70 * scene) % 200 if p == 0 else 108 + tex[:h, n : n + w]
-    for key, value in (("_Matrix", 6), ("_Transfer", 6), ("_Primaries", 6), ("_Range", 0), ("_ChromaLocation", 2)):
-        out.props[key] = value
-    return out
+colour = {{"_Matrix": 6, "_Transfer": 6, "_Primaries": 6, "_Range": 0, "_ChromaLocation": 2}}
 
 
 def slow(n, f):
@@ -68,7 +56,7 @@ def slow(n, f):
     return f.copy()
 
 
-src = vsrestore.scene_changes(core.std.ModifyFrame(blank, blank, fill))
+src = vsrestore.scene_changes(scene_cut_clip(length, cuts, {width}, {height}, Fraction({fpsnum}, 1001), colour))
 '''
 
 MSTFN = SOURCE.format(length=12, cuts="5,9", width=64, height=48, fpsnum=30000) + '''

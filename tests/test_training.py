@@ -66,6 +66,23 @@ def test_identity_start_matches_the_baseline(frames_dir):
         assert torch.equal(forward(net, x[None])[0], centre)
 
 
+def test_mstfn_starts_as_mid_rise(frames_dir):
+    """One contract: a fresh MSTFN adds half an input step to the zero-padded frame (mid-rise)."""
+    from vsrestore.models.registry import get_arch
+    from vsrestore.training.train import forward, start_as_identity
+
+    for bits, step in ((4, 4096), (6, 1024), (8, 256)):
+        task = make_task("mstfn", in_bits=bits)
+        task.prepare(load_sources([frames_dir], 8))
+        x, _ = task.sample(np.random.default_rng(0), 16)
+        net = get_arch("mstfn").build("tiny")
+        start_as_identity(net, task.residual_start())
+        out = forward(net, x[None])[0] * 65535
+        assert torch.allclose(out, x[6:9] * 65535 + step / 2, atol=1e-3)
+    assert make_task("mstfn", in_bits=[4, 6]).residual_start() == 0.0
+    assert make_task("stifn").residual_start() == 0.0
+
+
 def test_augment_is_consistent_across_tensors():
     a = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
     for seed in range(8):

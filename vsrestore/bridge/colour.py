@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import vapoursynth as vs
 
@@ -81,30 +82,26 @@ def to_rgb(clip: vs.VideoNode, rgb_format: int, colour: ColourInfo) -> vs.VideoN
 
     Frame props take priority; ``colour`` fills in what a frame lacks.
     """
-    if clip.format.color_family == vs.RGB:
-        if clip.format.id == rgb_format:
-            return clip
-        return core.resize.Point(clip, format=rgb_format)
-    return core.resize.Bicubic(
-        clip,
-        format=rgb_format,
-        matrix_in=colour.matrix,
-        range_in=colour.range,
-        chromaloc_in=colour.chromaloc,
-    )
+    return _resize_rgb(clip, rgb_format, colour, yuv_side="in")
 
 
 def from_rgb(rgb: vs.VideoNode, out_format: int, colour: ColourInfo) -> vs.VideoNode:
     """Convert an RGB result to ``out_format`` (same family and subsampling as the source)."""
-    fmt = core.get_video_format(out_format)
-    if fmt.color_family == vs.RGB:
-        return rgb if rgb.format.id == out_format else core.resize.Point(rgb, format=out_format)
+    return _resize_rgb(rgb, out_format, colour, yuv_side="out")
+
+
+def _resize_rgb(clip: vs.VideoNode, fmt: int, colour: ColourInfo, yuv_side: Literal["in", "out"]) -> vs.VideoNode:
+    """``clip`` to ``fmt`` across RGB, ``yuv_side`` being the side that may be YUV: between two RGB
+    formats a point resize (``clip`` itself when the format is the same), else a bicubic one with
+    ``colour`` as that side's matrix, range and chroma location."""
+    yuv_family = (clip.format if yuv_side == "in" else core.get_video_format(fmt)).color_family
+    if yuv_family == vs.RGB:
+        return clip if clip.format.id == fmt else core.resize.Point(clip, format=fmt)
+    suffix = "_in" if yuv_side == "in" else ""
     return core.resize.Bicubic(
-        rgb,
-        format=out_format,
-        matrix=colour.matrix,
-        range=colour.range,
-        chromaloc=colour.chromaloc,
+        clip,
+        format=fmt,
+        **{f"matrix{suffix}": colour.matrix, f"range{suffix}": colour.range, f"chromaloc{suffix}": colour.chromaloc},
     )
 
 

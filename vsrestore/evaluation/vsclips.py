@@ -1,6 +1,8 @@
-"""Numpy arrays to VapourSynth clips and back, for evaluation through the public filters."""
+"""Numpy arrays to VapourSynth clips and back, for evaluation through the public filters; and a
+synthetic clip with scene cuts for benchmarks and tests of rendering."""
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from fractions import Fraction
 
 import numpy as np
@@ -35,6 +37,33 @@ def rgb_clip(frames: np.ndarray, fps: Fraction = Fraction(25)) -> vs.VideoNode:
 def yuv420_clip(planes: YUVFrames, fps: Fraction = Fraction(25)) -> vs.VideoNode:
     """8-bit 4:2:0 planes -> YUV420P8, tagged BT.601 limited range (as the degradations make them)."""
     return _from_planes(list(planes), vs.YUV420P8, fps, {"_Matrix": 6, "_Range": 0, "_ChromaLocation": 0})
+
+
+def scene_cut_clip(
+    length: int, cuts: Collection[int], width: int, height: int, fps: Fraction, props: Mapping[str, int] | None = None
+) -> vs.VideoNode:
+    """A YUV420P8 test pattern whose scenes start at the frames in ``cuts``, for benchmarks and tests
+    of rendering at scene cuts: each scene a random texture of its own (seeded by the scene's number)
+    panning 2 pixels a frame in luma and 1 in chroma, on a luma level of its own; ``props`` are set
+    on every frame."""
+    blank = core.std.BlankClip(
+        format=vs.YUV420P8, width=width, height=height, length=length, fpsnum=fps.numerator, fpsden=fps.denominator
+    )
+    starts, extra = list(cuts), dict(props or {})
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        scene = sum(c <= n for c in starts)
+        tex = np.random.default_rng(scene).integers(0, 40, size=(height, width + 2 * length))
+        for p in range(3):
+            a = np.asarray(out[p])
+            h, w = a.shape
+            a[:] = tex[:h, 2 * n : 2 * n + w] + (40 + 70 * scene) % 200 if p == 0 else 108 + tex[:h, n : n + w]
+        for key, value in extra.items():
+            out.props[key] = value
+        return out
+
+    return core.std.ModifyFrame(blank, blank, fill)
 
 
 def to_array(clip: vs.VideoNode) -> np.ndarray:

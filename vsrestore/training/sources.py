@@ -1,8 +1,9 @@
 """Training and evaluation sources: any path the readers understand, as RGB frames in memory.
 
 A path may be a Vimeo-style septuplet tree (a folder holding or named ``sequences``), a folder of
-PNG frames, a video file (decoded with PyAV), or a raw planar YUV file whose name gives its size
-and depth, e.g. ``cars_320x240_30f.i420`` or ``sparks_480x270_5f_yuv420p10le.yuv``.
+PNG frames, a video file (decoded with PyAV), a raw planar YUV file whose name gives its size
+and depth, e.g. ``cars_320x240_30f.i420`` or ``sparks_480x270_5f_yuv420p10le.yuv``, or a still
+image (PNG, JPEG), which becomes a clip of a camera panning across it (:func:`pan_clip`).
 """
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import read_frame_folder, read_raw_yuv, read_septuplet, read_video, vimeo_septuplets, yuv420_to_rgb
+from .data import read_frame_folder, read_image, read_raw_yuv, read_septuplet, read_video, vimeo_septuplets, yuv420_to_rgb
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v"}
 RAW_SUFFIXES = {".yuv", ".i420"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+PAN_FRAMES = 24  # frames of a panned still when no max_frames is given
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,42 @@ def load_sources(paths: list[str | Path], max_frames: int | None = None) -> list
             rgb = yuv420_to_rgb(y[:max_frames], u[:max_frames], v[:max_frames], bits=bits)
             peak, dtype = (255, np.uint8) if bits == 8 else (65535, np.uint16)
             sources.append(Source(path.stem, np.rint(rgb * np.float32(peak)).astype(dtype)))
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            seed = int.from_bytes(path.name.encode()[:8].ljust(8, b"_"), "little")
+            sources.append(Source(f"{path.stem}_pan", pan_clip(read_image(path), max_frames or PAN_FRAMES, seed)))
         else:
-            raise ValueError(f"{path}: not a folder, video ({', '.join(sorted(VIDEO_SUFFIXES))}) or raw YUV file")
+            raise ValueError(f"{path}: not a folder, video ({', '.join(sorted(VIDEO_SUFFIXES))}), raw YUV file or "
+                             f"image ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return sources
+
+
+def pan_clip(image: np.ndarray, frames: int, seed: int, max_speed: float = 2.0) -> np.ndarray:
+    """A clip of a camera panning across a still ``image`` (H, W, 3), at half its size.
+
+    Still photographs hold far more real detail than the compressed clips at hand. Each output frame
+    is a 2x2 area average of a crop that moves by whole pixels at full size, so the motion has
+    half-pixel precision and every frame gets the same (mild) filtering, with no interpolation blur.
+    The velocity (up to ``max_speed`` output pixels per frame, less where a long clip would leave
+    the image) drifts a little from frame to frame;
+    ``seed`` fixes the path. The area average keeps 8-bit images 8-bit (rounded) and 16-bit ones 16-bit.
+    """
+    rng = np.random.default_rng(seed)
+    height, width = image.shape[:2]
+    # the path may use a quarter of the image's shorter side, so long clips pan more slowly
+    max_speed = min(max_speed, min(height, width) / 4 / (2 * frames))
+    travel = int(np.ceil(2 * max_speed * frames)) + 2  # full-size pixels the crop may move
+    crop_h, crop_w = (height - travel) // 2 * 2, (width - travel) // 2 * 2
+    if crop_h < 64 or crop_w < 64:
+        raise ValueError(f"a {width}x{height} image is too small to pan {frames} frames across")
+    velocity = rng.uniform(-max_speed, max_speed, size=2) * 2  # full-size pixels per frame
+    position = np.array([travel / 2, travel / 2]) - velocity * (frames - 1) / 2
+    out = np.empty((frames, crop_h // 2, crop_w // 2, 3), dtype=image.dtype)
+    peak = np.iinfo(image.dtype).max
+    for t in range(frames):
+        y, x = np.clip(np.rint(position), 0, travel).astype(int)
+        crop = image[y : y + crop_h, x : x + crop_w].astype(np.float32)
+        half = crop.reshape(crop_h // 2, 2, crop_w // 2, 2, 3).mean(axis=(1, 3))
+        out[t] = np.clip(np.rint(half), 0, peak).astype(image.dtype)
+        velocity = np.clip(velocity + rng.normal(0, 0.1 * max_speed, size=2), -2 * max_speed, 2 * max_speed)
+        position = position + velocity
+    return out

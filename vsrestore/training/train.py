@@ -123,23 +123,29 @@ def validate(net: nn.Module, val: Task, settings: TrainSettings, device: torch.d
     net.eval()
     scores = []
     with torch.inference_mode():
-        for _ in range(4):
-            x, y = batch(val, rng, 2, settings.patch, device)
+        for _ in range(8):
+            x, y = batch(val, rng, 4, settings.patch, device)
             mse = ((forward(net, x).clamp(0, 1) - y) ** 2).mean().item()
             scores.append(10 * math.log10(1.0 / max(mse, 1e-12)))
     net.train()
     return float(np.mean(scores))
 
 
-def start_as_identity(net: nn.Module) -> None:
+def start_as_identity(net: nn.Module, residual: float = 0.0) -> None:
     """The network's own training init, then a zero output layer: every network starts as its
-    residual's base (the centre frame, or the trilinear up-sampling) instead of from noise."""
+    residual's base (the centre frame, or the trilinear up-sampling) plus the constant ``residual``
+    (:meth:`Task.residual_start`: MSTFN starts as the mid-rise reconstruction) instead of from noise.
+
+    ``residual`` must be >= 0: MSTFN's output layer is followed by a PReLU, which passes it unchanged.
+    """
+    if residual < 0:
+        raise ValueError(f"residual must be >= 0, not {residual}")
     net.init_weights()
     layer = net.output_layer()
     with torch.no_grad():
         layer.weight.zero_()
         if layer.bias is not None:
-            layer.bias.zero_()
+            layer.bias.fill_(residual)
 
 
 def initial_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -339,7 +345,7 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
                              f"{_first_line(exc)}") from None
         log.info("starting from the weights of %s", settings.init)
     elif state is None:
-        start_as_identity(net)
+        start_as_identity(net, task.residual_start())
     dtype = autocast_dtype(settings.precision, device)
     net = to_channels_last(net.to(device)).train()
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr, betas=(0.9, 0.99))
