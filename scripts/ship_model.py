@@ -13,6 +13,7 @@ The held-out clips (never used for training, see docs/training.md) are read from
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -34,6 +35,23 @@ def held_out(task: str, in_bits: int | None) -> list[Path]:
     """The evaluation clips of a task: 8-bit truth for in_bits <= 6, truth above 8 bits otherwise."""
     names = HELD_OUT_8BIT + (HELD_OUT_DEEP if task == "mstfn" and (in_bits or 8) > 6 else [])
     return [DATA / n for n in names]
+
+
+# Inference precisions every shipped model is evaluated at: bf16 must cost at most 0.05 dB.
+PRECISIONS = ("fp32", "bf16")
+
+
+def precision_gap(results_json: Path, task: str) -> str:
+    """A sentence giving the average PSNR difference between the bf16 and fp32 rows."""
+    rows = json.loads(results_json.read_text())
+
+    def average(precision: str, key: str) -> float:
+        values = [r[key] for r in rows if r["method"] == f"vsrestore.{task} ({precision})"]
+        return sum(values) / len(values)
+
+    gaps = {key: average("bf16", key) - average("fp32", key) for key in ("psnr_y", "psnr_rgb")}
+    return (f"bf16 against fp32 inference, averaged over the clips: PSNR-Y {gaps['psnr_y']:+.3f} dB, "
+            f"PSNR-RGB {gaps['psnr_rgb']:+.3f} dB.")
 
 
 def curve_table(history: list[dict]) -> str:
@@ -64,9 +82,10 @@ def main() -> None:
     task = meta["task"]
     options = {k: meta[k] for k in ("in_bits", "qp", "codec", "degradation") if k in meta}
     table = evaluate(task, held_out(task, meta.get("in_bits")), str(target), staging / "eval", options=options,
-                     max_frames=args.max_frames).read_text()
+                     max_frames=args.max_frames, precisions=PRECISIONS).read_text()
+    precision_note = precision_gap(staging / "eval" / "results.json", task)
     if args.dry_run:
-        print(table)
+        print(table + "\n" + precision_note)
         return
     shipped.add_to_manifest(target, meta)
 
@@ -94,6 +113,8 @@ def main() -> None:
         + "".join(f" --{k.replace('_', '-')} {v}" for k, v in contract.items()) + f" --max-frames {args.max_frames}`",
         "",
         table.split("\n", 2)[2].strip(),
+        "",
+        precision_note,
         "",
         "Crops (ground truth, then each method in table order): "
         + ", ".join(f"`{args.name}_{c.stem.split('_', 1)[1]}.png`" for c in crops),

@@ -3,7 +3,7 @@
 # Runs live in checkpoints/<model>/ (last.pt, train.log; committed so that the next session
 # resumes them); the x265 encode cache in checkpoints/encode-cache/ is not committed.
 # Usage: scripts/train_shipped.sh MODEL MINUTES [THREADS]    e.g. scripts/train_shipped.sh stifn_qp37 60 1
-# MODEL: mstfn_pretrain, mstfn_8bit, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp32, stifn_qp27, stifn_qp22, msitf
+# MODEL: mstfn_8bit, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp32, stifn_qp27, stifn_qp22, msitf
 # Rerunning resumes; MINUTES is the run's total budget (summed over resumes), so raise it to go on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,9 +30,6 @@ case "$model" in
     stifn_qp37)
         vsr train --task stifn --config lite --qp 37 --data "${train_rgb[@]}" --batch 8 --patch 64 \
             --steps 100000 --lr 3e-4 --val-every 500 "${common[@]}" ;;
-    mstfn_pretrain)  # one network for 4, 6 and 8 input bits; each shipped MSTFN is fine-tuned from it
-        vsr train --task mstfn --config small --in-bits 4 6 8 --data "${train_rgb[@]}" --batch 8 --patch 48 \
-            --steps 6000 --lr 3e-4 --val-every 100 "${common[@]}" ;;
     mstfn_8bit|mstfn_6bit|mstfn_4bit)  # one contract each, starting as the mid-rise reconstruction
         bits="${model#mstfn_}"; bits="${bits%bit}"
         vsr train --task mstfn --config small --in-bits "$bits" --data "${train_rgb[@]}" --batch 8 --patch 48 \

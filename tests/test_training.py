@@ -1,6 +1,8 @@
 """Training entry point: a few steps of each network, resume, export, load, evaluate."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -46,22 +48,24 @@ def test_train_resume_export_load_and_evaluate(tmp_path, frames_dir, task, optio
     assert np.isfinite(meta["validation"]["psnr_db"])
     out = tmp_path / "eval"
     assert cli(["evaluate", "--task", task, "--model", str(weights), "--clips", str(frames_dir), "--out", str(out),
-                "--max-frames", "5", *options]) == 0
+                "--max-frames", "5", "--precision", "fp32", "auto", *options]) == 0
     table = (out / "results.md").read_text()
-    assert f"vsrestore.{task}" in table and "**average**" in table
+    assert f"vsrestore.{task} (fp32)" in table and f"vsrestore.{task} (auto)" in table and "**average**" in table
+    rows = json.loads((out / "results.json").read_text())
+    assert {r["method"] for r in rows} >= {f"vsrestore.{task} (fp32)", f"vsrestore.{task} (auto)"}
     assert list((out / "crops").glob("*.png"))
 
 
 def test_identity_start_matches_the_baseline(frames_dir):
     from vsrestore.models.registry import get_arch
-    from vsrestore.training.train import forward, start_as_identity
+    from vsrestore.training.train import forward, init_for_training
 
     for name in ("mstfn", "stifn"):
         task = make_task(name)
         task.prepare(load_sources([frames_dir], 8))
         x, y = task.sample(np.random.default_rng(0), 16)
         net = get_arch(task.arch).build("tiny")
-        start_as_identity(net)
+        init_for_training(net, output_scale=0)
         centre = x[6:9] if name == "mstfn" else x[3:4]
         assert torch.equal(forward(net, x[None])[0], centre)
 
@@ -69,16 +73,22 @@ def test_identity_start_matches_the_baseline(frames_dir):
 def test_mstfn_starts_as_mid_rise(frames_dir):
     """One contract: a fresh MSTFN adds half an input step to the zero-padded frame (mid-rise)."""
     from vsrestore.models.registry import get_arch
-    from vsrestore.training.train import forward, start_as_identity
+    from vsrestore.training.train import forward, init_for_training
 
     for bits, step in ((4, 4096), (6, 1024), (8, 256)):
         task = make_task("mstfn", in_bits=bits)
         task.prepare(load_sources([frames_dir], 8))
         x, _ = task.sample(np.random.default_rng(0), 16)
         net = get_arch("mstfn").build("tiny")
-        start_as_identity(net, task.residual_start())
+        init_for_training(net, task.residual_start(), output_scale=0)
         out = forward(net, x[None])[0] * 65535
         assert torch.allclose(out, x[6:9] * 65535 + step / 2, atol=1e-3)
+        # the default init: small random output weights, so every layer gets a gradient at once
+        init_for_training(net, task.residual_start())
+        x = x[None].requires_grad_()
+        forward(net, x).sum().backward()
+        assert net.output_layer().weight.abs().max() > 0
+        assert all(p.grad is not None and p.grad.abs().max() > 0 for p in net.stage1.conv1.parameters())
     assert make_task("mstfn", in_bits=[4, 6]).residual_start() == 0.0
     assert make_task("stifn").residual_start() == 0.0
 

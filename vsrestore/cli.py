@@ -379,6 +379,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     ev.add_argument("--codec", choices=["x265", "x264"])
     ev.add_argument("--degradation", choices=["bd", "bicubic"])
     ev.add_argument("--tile", type=_bounded(int, 16), help="tile size in pixels, >= 16")
+    ev.add_argument("--precision", nargs="+", choices=["auto", "fp32", "bf16", "fp16"], default=[],
+                    help="run the filter at each of these precisions, a row each (default: its own, auto)")
     _add_render_parser(sub, positive, count)
     return parser, dict(sub.choices)
 
@@ -587,7 +589,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     extra = {"tile": args.tile} if args.tile else {}
     path = evaluate(args.task, args.clips, args.model, args.out, options=task_options(args),
-                    max_frames=args.max_frames, **extra)
+                    max_frames=args.max_frames, precisions=args.precision, **extra)
     print(path.read_text())
     return 0
 

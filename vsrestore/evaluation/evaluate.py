@@ -8,9 +8,10 @@ a markdown table (per clip and averaged) and side-by-side PNG crops.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,21 @@ def write_crops(path: Path, panels: list[np.ndarray], peak: float, stretch: bool
     write_image(path, np.concatenate(row[:-1], axis=1))
 
 
+def network_outputs(name: str, run: Callable[..., Any], precisions: Sequence[str], **filter_args: Any) -> dict[str, Any]:
+    """The public filter ``vsrestore.<name>`` as one row, or one row per precision when several are
+    compared (``"vsrestore.mstfn (bf16)"``): ``run(**filter_args, precision=p)`` is the filter call."""
+    if len(precisions) <= 1:
+        return {f"vsrestore.{name}": run(**filter_args, **({"precision": precisions[0]} if precisions else {}))}
+    return {f"vsrestore.{name} ({p})": run(**filter_args, precision=p) for p in precisions}
+
+
 # --------------------------------------------------------------------------------------------------
 # one function per task: returns the results and writes the crops for one clip
 
 
-def eval_mstfn(src: Source, model: Any, options: dict[str, Any], crops: Path, **filter_args: Any) -> list[Result]:
+def eval_mstfn(
+    src: Source, model: Any, options: dict[str, Any], crops: Path, precisions: Sequence[str] = (), **filter_args: Any
+) -> list[Result]:
     import vsrestore
 
     in_bits = int(options.get("in_bits", 8))
@@ -86,8 +97,9 @@ def eval_mstfn(src: Source, model: Any, options: dict[str, Any], crops: Path, **
     }
     if placebo_available():
         methods.update(deband_grid(midrise, in_bits))
-    out = vsrestore.mstfn(rgb_clip(low), in_bits=in_bits, out_depth=16, model=model, **filter_args)
-    methods["vsrestore.mstfn"] = to_array(out)
+    outputs = network_outputs("mstfn", vsrestore.mstfn, precisions, clip=rgb_clip(low), in_bits=in_bits,
+                              out_depth=16, model=model, **filter_args)
+    methods.update({name: to_array(out) for name, out in outputs.items()})
     shown = [m for name, m in methods.items() if not name.startswith("placebo") or "threshold 1 " in name]
     write_crops(crops / f"mstfn_{src.name}.png", [_crop(gt)] + [_crop(m) for m in shown], 65535, stretch=True)
     results = [score(src.name, name, m, gt, 65535.0) for name, m in methods.items()]
@@ -98,7 +110,9 @@ def eval_mstfn(src: Source, model: Any, options: dict[str, Any], crops: Path, **
     return results
 
 
-def eval_stifn(src: Source, model: Any, options: dict[str, Any], crops: Path, **filter_args: Any) -> list[Result]:
+def eval_stifn(
+    src: Source, model: Any, options: dict[str, Any], crops: Path, precisions: Sequence[str] = (), **filter_args: Any
+) -> list[Result]:
     import vsrestore
 
     qp, codec = int(options.get("qp", 37)), options.get("codec", "x265")
@@ -107,7 +121,7 @@ def eval_stifn(src: Source, model: Any, options: dict[str, Any], crops: Path, **
     outputs = {"decoded (input)": clip}
     if hasattr(core, "deblock"):
         outputs[f"deblock (quant={qp})"] = core.deblock.Deblock(clip, quant=qp)
-    outputs["vsrestore.stifn"] = vsrestore.stifn(clip, qp=qp, model=model, **filter_args)
+    outputs.update(network_outputs("stifn", vsrestore.stifn, precisions, clip=clip, qp=qp, model=model, **filter_args))
 
     def to_rgb8(y: np.ndarray) -> np.ndarray:  # enhanced luma with the decoded chroma
         return np.rint(yuv420_to_rgb(y, decoded.u, decoded.v) * 255).astype(np.uint8)
@@ -138,7 +152,9 @@ def bicubic_up(lr: vs.VideoNode, width: int, height: int, degradation: str) -> v
     return core.resize.Bicubic(lr, width, height, src_left=shift, src_top=shift)
 
 
-def eval_msitf(src: Source, model: Any, options: dict[str, Any], crops: Path, **filter_args: Any) -> list[Result]:
+def eval_msitf(
+    src: Source, model: Any, options: dict[str, Any], crops: Path, precisions: Sequence[str] = (), **filter_args: Any
+) -> list[Result]:
     import vsrestore
 
     n = (src.frames.shape[0] + 1) // 2  # input frames 0, 2, 4, ...; outputs 2n-1
@@ -153,7 +169,7 @@ def eval_msitf(src: Source, model: Any, options: dict[str, Any], crops: Path, **
     outputs = {
         "bicubic + frame repetition": repeated,
         "bicubic + linear interpolation": blended,
-        "vsrestore.msitf": vsrestore.msitf(lr_clip, model=model, **filter_args),
+        **network_outputs("msitf", vsrestore.msitf, precisions, clip=lr_clip, model=model, **filter_args),
     }
     results, panels = [], [_crop(gt)]
     for name, node in outputs.items():
@@ -177,19 +193,28 @@ def evaluate(
     *,
     options: dict[str, Any] | None = None,
     max_frames: int | None = 16,
+    precisions: Sequence[str] = (),
     **filter_args: Any,
 ) -> Path:
-    """Evaluate ``model`` on ``clips`` for ``task``; writes ``<out_dir>/results.md`` and crops."""
+    """Evaluate ``model`` on ``clips`` for ``task``; writes ``<out_dir>/results.md`` (and its rows
+    as ``results.json``) and crops.
+
+    ``precisions`` (e.g. ``("fp32", "bf16")``) runs the filter once per precision, a row each; none
+    runs it at its default (``"auto"``)."""
     if task not in EVALUATORS:
         raise ValueError(f"task must be one of {sorted(EVALUATORS)}, not {task!r}")
     out = Path(out_dir)
     results: list[Result] = []
     for src in load_sources(list(clips), max_frames):
         log.info("evaluating %s on %s (%d frames)", task, src.name, src.frames.shape[0])
-        results += EVALUATORS[task](src, model, dict(options or {}), out / "crops", **filter_args)
+        results += EVALUATORS[task](src, model, dict(options or {}), out / "crops", tuple(precisions), **filter_args)
     path = out / "results.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown(task, results, options or {}, model))
+    # the same figures for scripts (infinite PSNRs of the ground-truth row become null)
+    rows = [{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in dataclasses.asdict(r).items()}
+            for r in results]
+    (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
     return path
 
 

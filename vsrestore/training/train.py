@@ -131,10 +131,18 @@ def validate(net: nn.Module, val: Task, settings: TrainSettings, device: torch.d
     return float(np.mean(scores))
 
 
-def start_as_identity(net: nn.Module, residual: float = 0.0) -> None:
-    """The network's own training init, then a zero output layer: every network starts as its
-    residual's base (the centre frame, or the trilinear up-sampling) plus the constant ``residual``
-    (:meth:`Task.residual_start`: MSTFN starts as the mid-rise reconstruction) instead of from noise.
+# Scale of the output layer's Kaiming init. Zero would start every network exactly at its baseline,
+# but then only the output layer gets a gradient at first, and with a weak signal training never
+# leaves that saddle: MSTFN at 6 bits kept its training loss at the mid-rise level for 750 steps and
+# STIFN at QP 37 for 2,100, where 0.1 gained 0.7 dB (MSTFN, training patches) within 300 steps.
+OUTPUT_SCALE = 0.1
+
+
+def init_for_training(net: nn.Module, residual: float = 0.0, output_scale: float = OUTPUT_SCALE) -> None:
+    """The network's own training init (:meth:`init_weights`), then the output layer: Kaiming weights
+    times ``output_scale`` and the constant ``residual`` as its bias (:meth:`Task.residual_start`:
+    MSTFN centres on the mid-rise reconstruction). With ``output_scale=0`` the network starts
+    exactly as its residual's base (the centre frame, or the trilinear up-sampling) plus ``residual``.
 
     ``residual`` must be >= 0: MSTFN's output layer is followed by a PReLU, which passes it unchanged.
     """
@@ -143,7 +151,8 @@ def start_as_identity(net: nn.Module, residual: float = 0.0) -> None:
     net.init_weights()
     layer = net.output_layer()
     with torch.no_grad():
-        layer.weight.zero_()
+        nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="linear")
+        layer.weight.mul_(output_scale)
         if layer.bias is not None:
             layer.bias.fill_(residual)
 
@@ -345,7 +354,7 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
                              f"{_first_line(exc)}") from None
         log.info("starting from the weights of %s", settings.init)
     elif state is None:
-        start_as_identity(net, task.residual_start())
+        init_for_training(net, task.residual_start())
     dtype = autocast_dtype(settings.precision, device)
     net = to_channels_last(net.to(device)).train()
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr, betas=(0.9, 0.99))
