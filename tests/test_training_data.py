@@ -255,3 +255,32 @@ def test_shared_images_and_video() -> None:
     assert sintel.shape == (5, 436, 1024, 3) and sintel.dtype == np.uint16
     video = data.read_video(shared_path("data", "clips", "carphone_pristine.mp4"), max_frames=3)
     assert video.frames.shape == (3, 144, 176, 3) and video.fps == Fraction(30000, 1001)
+
+
+def test_a_still_image_becomes_a_panning_clip(tmp_path: Path) -> None:
+    from vsrestore.training.sources import load_sources, pan_clip
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, size=(240, 320, 3), dtype=np.uint8)
+    clip = pan_clip(image, frames=12, seed=7)
+    assert clip.dtype == np.uint8 and clip.shape[0] == 12 and clip.shape[3] == 3
+    assert np.array_equal(clip, pan_clip(image, frames=12, seed=7))  # the seed fixes the path
+    # every frame is a 2x2 area average of the image at some whole-pixel offset (half a pixel at
+    # output size); the camera moves, so no two neighbouring frames are equal
+    h, w = clip.shape[1:3]
+    offsets = []
+    for frame in clip:
+        found = [(y, x) for y in range(240 - 2 * h + 1) for x in range(320 - 2 * w + 1)
+                 if np.array_equal(frame[:2, :2], np.rint(
+                     image[y : y + 4, x : x + 4].astype(np.float32).reshape(2, 2, 2, 2, 3).mean(axis=(1, 3))))]
+        assert found, "a frame that is no 2x2 average of the image"
+        offsets.append(found[0])
+    assert all(a != b for a, b in zip(offsets, offsets[1:]))
+    pan_16 = pan_clip(image.astype(np.uint16) * 257, frames=4, seed=1)
+    assert pan_16.dtype == np.uint16
+    with pytest.raises(ValueError, match="too small"):
+        pan_clip(image[:60, :60], frames=12, seed=7)
+
+    data.write_image(tmp_path / "still.png", image)
+    (source,) = load_sources([tmp_path / "still.png"], max_frames=6)
+    assert source.name == "still_pan" and source.frames.shape[0] == 6
