@@ -106,7 +106,7 @@ def infer_config(sd: Mapping[str, Tensor]) -> STIFNConfig:
 
 def _onednn(x: Tensor, weight: Tensor) -> bool:
     """Whether :func:`conv3d` may call oneDNN directly: float32 inference on the CPU, eagerly (not
-    while tracing or exporting, which must see a plain ``conv3d``)."""
+    while tracing or exporting, which must see a plain ``conv3d``, nor under autocast)."""
     return (
         x.device.type == "cpu"
         and x.dtype == torch.float32
@@ -118,6 +118,7 @@ def _onednn(x: Tensor, weight: Tensor) -> bool:
         and not torch.jit.is_scripting()
         and not torch.onnx.is_in_onnx_export()
         and not torch.compiler.is_compiling()
+        and not torch.is_autocast_enabled("cpu")  # autocast converts F.conv3d, not this call
     )
 
 
