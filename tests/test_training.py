@@ -126,3 +126,36 @@ def test_bicubic_baseline_is_aligned_with_bd_sampling():
     assert max(scores, key=scores.get) == 0.375
     aligned = to_array(bicubic_up(rgb_clip(lr), 64, 64, "bd"))[0, 8:-8, 8:-8]
     assert psnr(aligned, hr[0, 8:-8, 8:-8], 1.0) == scores[0.375]
+
+
+def test_weight_average_is_validated_saved_and_exported(tmp_path, frames_dir):
+    """The run keeps an average of its weights: checkpointed beside them, and what export writes."""
+    from safetensors.torch import load_file
+
+    from vsrestore.training.train import WeightAverage
+
+    net = torch.nn.Linear(2, 1)
+    average = WeightAverage(net, decay=0.5)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    average.update(net, step=1000)  # decay 0.5: halfway from the old weights to the new
+    first = average.net.weight.clone()
+    with torch.no_grad():
+        net.weight.fill_(3.0)
+    average.update(net, step=1001)
+    assert torch.allclose(average.net.weight, (first + 3.0) / 2)
+
+    run = tmp_path / "run"
+    args = ["train", "--task", "stifn", "--out", str(run), "--data", str(frames_dir), "--batch", "2",
+            "--patch", "16", "--val-every", "2", "--steps", "3", "--qp", "37"]
+    weights = tmp_path / "stifn.safetensors"
+    assert cli([*args, "--export", str(weights)]) == 0
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["ema"].keys() == state["model"].keys()
+    assert any(not torch.equal(state["ema"][k], state["model"][k]) for k in state["model"])
+    exported = load_file(weights)
+    assert all(torch.equal(exported[k], state["ema"][k]) for k in exported)
+    with pytest.raises(SystemExit) as exit_info:  # the decay must be below 1
+        cli([*args, "--ema", "1.5"])
+    assert exit_info.value.code == 2
+

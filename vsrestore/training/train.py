@@ -10,6 +10,7 @@ CPU. Logs go to stderr and to ``<out>/train.log``.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -57,6 +58,7 @@ class TrainSettings:
     precision: str = "auto"  # "auto", "fp32", "bf16", "fp16" (CUDA only)
     threads: int = 0  # torch threads on the CPU; 0 means one per core
     init: str | None = None  # weights (a .safetensors or a run's last.pt) a fresh run starts from
+    ema: float = 0.999  # decay of the weights' exponential moving average (0: none), validated and exported
     task_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -157,11 +159,38 @@ def init_for_training(net: nn.Module, residual: float = 0.0, output_scale: float
             layer.bias.fill_(residual)
 
 
+class WeightAverage:
+    """An exponential moving average of a network's weights, which validation and export use.
+
+    At a learning rate that still makes progress, the weights of one step are a noisy sample: the
+    validation PSNR of MSTFN moved by 0.2-0.3 dB between checks 250 steps apart. The average of the
+    last ~1/(1 - decay) steps is that noise smoothed out. Early steps use a smaller decay, so the
+    average does not remember the initialisation for long.
+    """
+
+    def __init__(self, net: nn.Module, decay: float, state: dict[str, torch.Tensor] | None = None) -> None:
+        self.decay = decay
+        self.net = copy.deepcopy(net).eval().requires_grad_(False)
+        if state is not None:
+            self.net.load_state_dict(state)
+
+    @torch.no_grad()
+    def update(self, net: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for mine, theirs in zip(self.net.state_dict().values(), net.state_dict().values()):
+            if mine.is_floating_point():
+                mine.lerp_(theirs, 1 - decay)
+            else:
+                mine.copy_(theirs)
+
+
 def initial_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """The network weights of a vsrestore ``.safetensors`` file or of a training checkpoint."""
+    """The network weights of a vsrestore ``.safetensors`` file or of a training checkpoint (its
+    weight average, when the run kept one)."""
     if Path(path).suffix == ".safetensors":
         return models.read_checkpoint(path)[0]
-    return read_training_checkpoint(path)["model"]
+    state = read_training_checkpoint(path)
+    return state.get("ema", state["model"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -373,18 +402,25 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
         sched.T_max = settings.steps
         rng.bit_generator.state = state["rng"]
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
+    average = WeightAverage(net, settings.ema, (state or {}).get("ema")) if settings.ema else None
+
+    def scored() -> nn.Module:
+        """The weights validation scores and export writes: the average, when the run keeps one."""
+        return average.net if average is not None else net
+
     params = sum(p.numel() for p in net.parameters())
     log.info("task %s, config %s (%s parameters), device %s, precision %s, %d training clips", settings.task,
              settings.config, f"{params:,}", device, str(dtype or torch.float32).removeprefix("torch."),
              len(task.prepared))
     if not history:  # where the curve starts: the residual's base, or the --init weights
-        history.append({"step": 0, "loss": None, "val_psnr": validate(net, val, settings, device)})
+        history.append({"step": 0, "loss": None, "val_psnr": validate(scored(), val, settings, device)})
         log.info("step 0  val PSNR %.2f dB (before training)", history[0]["val_psnr"])
 
     def save() -> None:
         # plain data and tensors only, so that the file loads with torch.load(weights_only=True)
         save_checkpoint({
             "settings": dataclasses.asdict(settings), "model": net.state_dict(), "optimizer": opt.state_dict(),
+            **({"ema": average.net.state_dict()} if average is not None else {}),
             "scheduler": sched.state_dict(), "rng": rng.bit_generator.state, "step": step, "elapsed": elapsed,
             "history": history, "config": dataclasses.asdict(net.config), "metadata": task.metadata(),
         }, ckpt_path)
@@ -400,11 +436,13 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
         losses.append(train_step(net, opt, scaler, x, y, dtype))
         sched.step()
         step += 1
+        if average is not None:
+            average.update(net, step)
         t2 = time.monotonic()
         elapsed += t2 - t0
         data_time, run_time = data_time + t1 - t0, run_time + t2 - t0
         if step % settings.val_every == 0 or step == settings.steps:
-            score = validate(net, val, settings, device)
+            score = validate(scored(), val, settings, device)
             history.append({"step": step, "loss": float(np.mean(losses)), "val_psnr": score})
             per_step = run_time / max(len(losses), 1)
             left = (settings.steps - step) * per_step
@@ -419,7 +457,7 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
             last_save = time.monotonic()
     if not history or history[-1]["step"] != step:
         history.append({"step": step, "loss": float(np.mean(losses)) if losses else None,
-                        "val_psnr": validate(net, val, settings, device)})
+                        "val_psnr": validate(scored(), val, settings, device)})
     save()
     log.info("stopped at step %d after %.1f min; checkpoint %s", step, elapsed / 60, ckpt_path)
     return ckpt_path
@@ -428,7 +466,8 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
 def export(
     checkpoint: str | Path, path: str | Path, name: str | None = None, contract: dict[str, Any] | None = None
 ) -> Path:
-    """Write a training checkpoint as vsrestore ``.safetensors`` with its metadata.
+    """Write a training checkpoint as vsrestore ``.safetensors`` with its metadata: the run's weight
+    average (:class:`WeightAverage`) when it kept one, else its last weights.
 
     ``contract`` overrides the task's degradation options in the metadata, e.g. ``{"in_bits": 6}``
     for a network pretrained on several bit depths and verified on one.
@@ -437,7 +476,7 @@ def export(
     settings = state["settings"]
     arch = get_arch(make_task(settings["task"]).arch)
     net = arch.build(arch.config_from_dict(state["config"]))
-    net.load_state_dict(state["model"])
+    net.load_state_dict(state.get("ema", state["model"]))  # the weight average, when the run kept one
     history = state["history"]
     meta = {
         **state["metadata"],
