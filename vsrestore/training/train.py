@@ -122,6 +122,7 @@ def train_step(
 def validate(net: nn.Module, val: Task, settings: TrainSettings, device: torch.device) -> float:
     """Mean PSNR (dB, peak 1) over fixed validation patches: the same patches every time."""
     rng = np.random.default_rng(12345)
+    training = net.training
     net.eval()
     scores = []
     with torch.inference_mode():
@@ -129,7 +130,7 @@ def validate(net: nn.Module, val: Task, settings: TrainSettings, device: torch.d
             x, y = batch(val, rng, 4, settings.patch, device)
             mse = ((forward(net, x).clamp(0, 1) - y) ** 2).mean().item()
             scores.append(10 * math.log10(1.0 / max(mse, 1e-12)))
-    net.train()
+    net.train(training)
     return float(np.mean(scores))
 
 
