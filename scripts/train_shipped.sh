@@ -5,6 +5,8 @@
 # Usage: scripts/train_shipped.sh MODEL MINUTES [THREADS]    e.g. scripts/train_shipped.sh stifn_qp37 60 1
 # MODEL: mstfn_8bit, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp32, stifn_qp27, stifn_qp22, msitf
 # Rerunning resumes; MINUTES is the run's total budget (summed over resumes), so raise it to go on.
+# STEPS=N overrides the length of the cosine schedule (a resumed run follows the new length: a
+# shorter one anneals the learning rate now, a longer one raises it again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="$1"; minutes="$2"; threads="${3:-0}"
@@ -33,10 +35,10 @@ case "$model" in
     mstfn_8bit|mstfn_6bit)  # one contract each, starting near the mid-rise reconstruction
         bits="${model#mstfn_}"; bits="${bits%bit}"
         vsr train --task mstfn --config small --in-bits "$bits" --data "${train_rgb[@]}" --batch 8 --patch 48 \
-            --steps 40000 --lr 4e-4 --val-every 250 "${common[@]}" ;;
+            --steps "${STEPS:-40000}" --lr 4e-4 --val-every 250 "${common[@]}" ;;
     mstfn_4bit)  # 4-bit bands are wide: larger patches, so that a patch holds whole bands
         vsr train --task mstfn --config small --in-bits 4 --data "${train_rgb[@]}" --batch 4 --patch 96 \
-            --steps 40000 --lr 2e-4 --val-every 250 "${common[@]}" ;;
+            --steps "${STEPS:-40000}" --lr 2e-4 --val-every 250 "${common[@]}" ;;
     stifn_qp32|stifn_qp27|stifn_qp22)  # fine-tuned from the QP 37 model
         vsr train --task stifn --config lite --qp "${model#stifn_qp}" --init checkpoints/stifn_qp37/last.pt \
             --data "${train_rgb[@]}" --batch 8 --patch 64 --steps 3000 --lr 1e-4 --val-every 100 "${common[@]}" ;;
