@@ -114,13 +114,12 @@ class Runner:
         self.threads = stream_threads(num_streams) if self.device.type == "cpu" else None
         # Registered networks only: a stand-in module is run as it is (and shared, see above).
         self.channels_last = self.device.type == "cpu" and arch in CHANNELS_LAST_ARCHS and backend == "torch"
-        # Weights stay float32 at every precision: bf16/fp16 run as autocast (see __call__), and
-        # OpenVINO converts from float32 weights, taking the precision as its compile hint.
-        placed_dtype = torch.float32
         self.num_streams = num_streams
-        # A module already on the device at the dtype is shared (stand-ins may count their calls);
+        # Weights stay float32 at every precision: bf16/fp16 run as autocast (see __call__), and
+        # OpenVINO converts from float32 weights, taking the precision as its compile hint. A module
+        # already on the device in float32 is shared (stand-ins may count their calls);
         # channels_last then changes its weights' memory layout in place, never their values.
-        if not _already_placed(net, self.device, placed_dtype):
+        if not _already_placed(net, self.device, torch.float32):
             try:
                 net = copy.deepcopy(net)
             except Exception as exc:  # e.g. a module holding a lock or an open file
@@ -129,7 +128,7 @@ class Runner:
                     f"model {self.model_name} is not on {self.device} at {precision} and cannot be copied to "
                     f"get there without changing it ({exc}); pass a module already on that device and dtype",
                 )
-        self.net = net.to(self.device, placed_dtype).eval()
+        self.net = net.to(self.device, torch.float32).eval()
         self.net.requires_grad_(False)
         if self.channels_last:
             to_channels_last(self.net)
