@@ -125,8 +125,8 @@ class Runner:
             except Exception as exc:  # e.g. a module holding a lock or an open file
                 fail(
                     filter_name,
-                    f"model {self.model_name} is not on {self.device} at {precision} and cannot be copied to "
-                    f"get there without changing it ({exc}); pass a module already on that device and dtype",
+                    f"model {self.model_name} is not on {self.device} in float32 and cannot be copied to "
+                    f"get there without changing it ({exc}); pass a module already on that device in float32",
                 )
         self.net = net.to(self.device, torch.float32).eval()
         self.net.requires_grad_(False)
