@@ -159,3 +159,20 @@ def test_weight_average_is_validated_saved_and_exported(tmp_path, frames_dir):
         cli([*args, "--ema", "1.5"])
     assert exit_info.value.code == 2
 
+
+def test_a_resumed_run_follows_its_new_schedule_length():
+    """Lengthening an annealed run raises its learning rate to where the longer cosine is."""
+    from vsrestore.training.train import cosine_lr, set_schedule_length
+
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4, eta_min=1e-5)
+    for _ in range(4):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-5)  # annealed to the floor
+    set_schedule_length(opt, sched, step=4, steps=8)
+    assert opt.param_groups[0]["lr"] == pytest.approx(cosine_lr(1e-3, 1e-5, 4, 8)) == pytest.approx(5.05e-4)
+    opt.step()
+    sched.step()  # and the scheduler goes on along the longer cosine
+    assert opt.param_groups[0]["lr"] == pytest.approx(cosine_lr(1e-3, 1e-5, 5, 8))
+

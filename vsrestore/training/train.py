@@ -62,6 +62,22 @@ class TrainSettings:
     task_options: dict[str, Any] = field(default_factory=dict)
 
 
+def cosine_lr(base: float, floor: float, step: int, steps: int) -> float:
+    """The learning rate of a cosine schedule from ``base`` to ``floor`` over ``steps`` at ``step``."""
+    return floor + (base - floor) * (1 + math.cos(math.pi * min(step, steps) / steps)) / 2
+
+
+def set_schedule_length(
+    opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.CosineAnnealingLR, step: int, steps: int
+) -> None:
+    """Give a resumed run's cosine schedule the length ``steps``, with the learning rate where a
+    cosine of that length is at ``step``. The scheduler updates the rate multiplicatively, so after
+    an anneal to its floor a longer schedule would otherwise never raise it again."""
+    sched.T_max = steps
+    for group, base in zip(opt.param_groups, sched.base_lrs):
+        group["lr"] = cosine_lr(base, sched.eta_min, step, steps)
+
+
 def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Mean Charbonnier loss sqrt((x - y)^2 + eps^2), a differentiable L1."""
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
@@ -400,9 +416,9 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
                              f"rerun with --fresh to start over") from None
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        sched.T_max = settings.steps
         rng.bit_generator.state = state["rng"]
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
+        set_schedule_length(opt, sched, step, settings.steps)
     average = WeightAverage(net, settings.ema, (state or {}).get("ema")) if settings.ema else None
 
     def scored() -> nn.Module:
