@@ -30,15 +30,17 @@ common=(--out "checkpoints/$model" --minutes "$minutes" --threads "$threads" --m
 vsr() { ./dev python -m vsrestore.cli "$@"; }
 case "$model" in
     stifn_qp37)
-        vsr train --task stifn --config lite --qp 37 --data "${train_rgb[@]}" --batch 8 --patch 64 \
+        vsr train --task stifn --config lite --qp 37 --data "${train_rgb[@]}" --batch 8 --patch 64 --loss mse \
             --steps 100000 --lr 3e-4 --val-every 500 "${common[@]}" ;;
-    mstfn_8bit|mstfn_6bit)  # one contract each, starting near the mid-rise reconstruction
-        bits="${model#mstfn_}"; bits="${bits%bit}"
-        vsr train --task mstfn --config small --in-bits "$bits" --data "${train_rgb[@]}" --batch 8 --patch 48 \
-            --steps "${STEPS:-40000}" --lr 4e-4 --val-every 250 "${common[@]}" ;;
-    mstfn_4bit)  # 4-bit bands are wide: larger patches, so that a patch holds whole bands
+    mstfn_4bit)  # from scratch, centred on mid-rise; 4-bit bands are wide: patches that hold whole bands
         vsr train --task mstfn --config small --in-bits 4 --data "${train_rgb[@]}" --batch 4 --patch 96 \
             --steps "${STEPS:-40000}" --lr 2e-4 --val-every 250 "${common[@]}" ;;
+    mstfn_6bit|mstfn_8bit)  # curriculum: 6 bits fine-tuned from the 4-bit run, 8 bits from the 6-bit run
+        # (8-bit truth is 2x2-averaged, at half the size: the smallest photograph is then 76x56)
+        bits="${model#mstfn_}"; bits="${bits%bit}"; from="mstfn_$((bits - 2))bit"; patch=$((bits == 8 ? 48 : 64))
+        vsr train --task mstfn --config small --in-bits "$bits" --init "checkpoints/$from/last.pt" \
+            --data "${train_rgb[@]}" --batch 8 --patch "$patch" --steps "${STEPS:-40000}" --lr 2e-4 --val-every 250 \
+            "${common[@]}" ;;
     stifn_qp32|stifn_qp27|stifn_qp22)  # fine-tuned from the QP 37 model
         vsr train --task stifn --config lite --qp "${model#stifn_qp}" --init checkpoints/stifn_qp37/last.pt \
             --data "${train_rgb[@]}" --batch 8 --patch 64 --steps 3000 --lr 1e-4 --val-every 100 "${common[@]}" ;;

@@ -134,3 +134,34 @@ def test_bad_input_shape_raises(shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match=r"MSTFN expects \(B, 15, H, W\)"):
         model(torch.zeros(shape))
 
+
+
+def test_aspp_slope_is_a_leaky_relu_and_defaults_to_the_authors_relu() -> None:
+    assert MSTFNConfig().aspp_slope == 0.0
+    from vsrestore.networks.mstfn import ASPPBranch
+
+    x = torch.tensor([-2.0, 3.0]).view(1, 1, 1, 2)
+    for slope, want in ((0.0, [0.0, 3.0]), (0.1, [-0.2, 3.0])):
+        branch = ASPPBranch(1, 1, slope)
+        with torch.no_grad():
+            branch.atrous_convolution.weight.fill_(1.0)
+        assert torch.allclose(branch(x).flatten(), torch.tensor(want))
+    with pytest.raises(ValueError, match="aspp_slope"):
+        MSTFNConfig(aspp_slope=1.0)
+
+
+def test_trained_presets_keep_gradients_where_a_relu_aspp_has_none() -> None:
+    """Every ASPP output negative: a ReLU ASPP passes no gradient back, a leaky one does."""
+    from vsrestore.models.registry import get_arch
+
+    for slope, alive in ((0.0, False), (0.1, True)):
+        config = MSTFNConfig(features=4, num_rpb=0, num_tail=0, aspp_slope=slope)
+        model = MSTFN(config)
+        with torch.no_grad():
+            model.stage2.aspp.conv1.weight.fill_(-1.0)
+            for k in range(1, 5):
+                getattr(model.stage2.aspp, f"aspp{k}").atrous_convolution.weight.abs_()
+        x = torch.rand(1, 15, 12, 12)
+        model(x, clamp=False).sum().backward()
+        assert (model.stage1.conv1.conv[0].weight.grad.abs().sum() > 0) == alive
+    assert get_arch("mstfn").presets["small"].aspp_slope == 0.1

@@ -96,6 +96,21 @@ def test_config_validation() -> None:
         STIFNConfig(frames=6)
     with pytest.raises(ValueError):
         STIFNConfig(features_3d=0)
+    with pytest.raises(ValueError, match="negative_slope"):
+        STIFNConfig(negative_slope=-0.1)
+
+
+def test_negative_slope_passes_negative_features() -> None:
+    """A leaky head keeps a gradient where a ReLU head is dead (every pre-activation negative)."""
+    assert PRESETS["r3"].negative_slope == 0.0 and PRESETS["lite"].negative_slope == 0.1
+    for slope, alive in ((0.0, False), (0.1, True)):
+        model = STIFN(STIFNConfig(features_3d=2, num_res3d=1, features_fused=4, features_qe=4, num_qe_mid=1,
+                                  negative_slope=slope))
+        with torch.no_grad():
+            model.qe_mid[0].weight.fill_(0.01)
+            model.qe_mid[0].bias.fill_(-100.0)
+        model(torch.rand(1, 7, 8, 8), clamp=False).sum().backward()
+        assert (model.stem.weight.grad.abs().sum() > 0) == alive
 
 
 def test_onnx_export(tmp_path: Path) -> None:

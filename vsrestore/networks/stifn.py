@@ -46,6 +46,10 @@ class STIFNConfig:
         features_fused: channels of the 2D features after the temporal fold and 1x1 fusion.
         features_qe: channels of the quality-enhancement head.
         num_qe_mid: 3x3 Conv2d + ReLU layers between the head's input and output convolutions.
+        negative_slope: of every activation; 0 is a ReLU. The trained presets use a leaky ReLU:
+            with ReLUs, the head of ``lite`` trained at QP 37 died from the output backwards (the
+            last layer's features zero on any input after 4,855 steps, the residual 7e-10), so
+            the network stayed the identity.
     """
 
     frames: int = 7
@@ -54,6 +58,7 @@ class STIFNConfig:
     features_fused: int = 64
     features_qe: int = 48
     num_qe_mid: int = 8
+    negative_slope: float = 0.0
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.frames % 2 == 0:
@@ -65,6 +70,8 @@ class STIFNConfig:
             raise ValueError(
                 f"num_res3d and num_qe_mid must be >= 0, got {self.num_res3d} and {self.num_qe_mid}"
             )
+        if not 0.0 <= self.negative_slope < 1.0:
+            raise ValueError(f"negative_slope must be in [0, 1), got {self.negative_slope}")
 
 
 # Budgets of the paper: R3 374K and R3L 660K parameters. These presets have 375,777 (+0.5 %) and
@@ -73,7 +80,8 @@ class STIFNConfig:
 # (r3l) multiply-adds per output pixel. ``lite`` is ours, for training and running on a CPU: a
 # narrow 3D part (16 channels, 2 blocks) and a wider 2D head, about 0.6 M multiply-adds per pixel.
 PRESETS: dict[str, STIFNConfig] = {
-    "tiny": STIFNConfig(features_3d=8, num_res3d=1, features_fused=16, features_qe=16, num_qe_mid=2),
+    "tiny": STIFNConfig(features_3d=8, num_res3d=1, features_fused=16, features_qe=16, num_qe_mid=2,
+                        negative_slope=0.1),
     "r3": STIFNConfig(
         features_3d=32, num_res3d=3, features_fused=64, features_qe=48, num_qe_mid=8
     ),
@@ -81,7 +89,7 @@ PRESETS: dict[str, STIFNConfig] = {
         features_3d=40, num_res3d=4, features_fused=64, features_qe=64, num_qe_mid=7
     ),
     "lite": STIFNConfig(
-        features_3d=16, num_res3d=2, features_fused=64, features_qe=64, num_qe_mid=8
+        features_3d=16, num_res3d=2, features_fused=64, features_qe=64, num_qe_mid=8, negative_slope=0.1
     ),
 }
 
@@ -136,18 +144,24 @@ def conv3d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int) -> Tens
     return F.conv3d(x, weight, bias, padding=padding)
 
 
+def _act(x: Tensor, slope: float) -> Tensor:
+    """ReLU, or a leaky ReLU of ``slope``, in place (on fresh convolution outputs only)."""
+    return F.leaky_relu(x, slope, inplace=True) if slope else F.relu(x, inplace=True)
+
+
 class ResBlock3d(nn.Module):
     """Conv3d-ReLU-Conv3d (3x3x3, zero padding in time and space) with an identity skip."""
 
-    def __init__(self, ch: int) -> None:
+    def __init__(self, ch: int, slope: float = 0.0) -> None:
         super().__init__()
+        self.slope = slope
         self.conv1 = nn.Conv3d(ch, ch, 3, padding=1)
         self.conv2 = nn.Conv3d(ch, ch, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         # In place on fresh convolution outputs (autograd-safe: a convolution's backward needs its
         # input, not its output): two fewer passes over the 7-frame volume per block.
-        y = F.relu(conv3d(x, self.conv1.weight, self.conv1.bias, 1), inplace=True)
+        y = _act(conv3d(x, self.conv1.weight, self.conv1.bias, 1), self.slope)
         return conv3d(y, self.conv2.weight, self.conv2.bias, 1).add_(x)
 
 
@@ -164,7 +178,7 @@ class STIFN(nn.Module):
         self.config = config if config is not None else PRESETS["r3"]
         cfg = self.config
         self.stem = nn.Conv3d(1, cfg.features_3d, 3, padding=1)
-        self.body = nn.Sequential(*(ResBlock3d(cfg.features_3d) for _ in range(cfg.num_res3d)))
+        self.body = nn.Sequential(*(ResBlock3d(cfg.features_3d, cfg.negative_slope) for _ in range(cfg.num_res3d)))
         # 1x1 over the folded (channel x time) axis: every output channel sees every frame at the
         # same pixel, which is where the temporal information is finally merged into 2D.
         self.fusion = nn.Conv2d(cfg.features_3d * cfg.frames, cfg.features_fused, 1)
@@ -180,7 +194,7 @@ class STIFN(nn.Module):
 
     def init_weights(self) -> None:
         """Initialise for training from scratch (see :mod:`._init`)."""
-        kaiming_convs(self)
+        kaiming_convs(self, negative_slope=self.config.negative_slope)
         for block in self.body:
             scale_residual(block.conv2)
 
@@ -217,7 +231,8 @@ class STIFN(nn.Module):
                 f"got shape {tuple(x.shape)}"
             )
         centre = x[:, cfg.frames // 2 : cfg.frames // 2 + 1]
-        v = F.relu(conv3d(x.unsqueeze(1), self.stem.weight, self.stem.bias, 1), inplace=True)  # (B, C, T, H, W)
+        slope = cfg.negative_slope
+        v = _act(conv3d(x.unsqueeze(1), self.stem.weight, self.stem.bias, 1), slope)  # (B, C, T, H, W)
         if len(self.body) and _onednn(v, v) and self.body[0].conv1.weight.is_contiguous(
             memory_format=torch.channels_last_3d
         ):
@@ -225,9 +240,9 @@ class STIFN(nn.Module):
             # channels_last_3d weights would convert it before each of its layers.
             v = v.contiguous(memory_format=torch.channels_last_3d)
         v = self.body(v)
-        f = F.relu(self._fuse_time(v), inplace=True)
-        f = F.relu(self.qe_in(f), inplace=True)
+        f = _act(self._fuse_time(v), slope)
+        f = _act(self.qe_in(f), slope)
         for conv in self.qe_mid:
-            f = F.relu(conv(f), inplace=True)
+            f = _act(conv(f), slope)
         out = centre + self.qe_out(f)
         return out.clamp(0.0, 1.0) if clamp else out
