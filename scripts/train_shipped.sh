@@ -43,7 +43,7 @@ case "$model" in
             "${common[@]}" ;;
     stifn_qp32|stifn_qp27|stifn_qp22)  # fine-tuned from the QP 37 model
         vsr train --task stifn --config lite --qp "${model#stifn_qp}" --init checkpoints/stifn_qp37/last.pt \
-            --data "${train_rgb[@]}" --batch 8 --patch 64 --steps 3000 --lr 1e-4 --val-every 100 "${common[@]}" ;;
+            --data "${train_rgb[@]}" --batch 8 --patch 64 --loss mse --steps 3000 --lr 1e-4 --val-every 100 "${common[@]}" ;;
     msitf)
         vsr train --task msitf --config small --degradation bd --data "${train_rgb[@]}" --batch 4 --patch 24 \
             --steps 8000 --lr 2e-4 --val-every 100 "${common[@]}" ;;
