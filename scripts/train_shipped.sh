@@ -21,17 +21,23 @@ for still in astronaut.png chelsea.png coffee.png motorcycle_left.png rocket.jpg
              grass.png gravel.png moon.png coins.png; do
     train_rgb+=("$stills_dir/$still")
 done
+# STIFN overfitted the set above (validation peaked after ~10k steps, then fell while the training
+# loss still did): it also gets 120 frames per clip and more photographs of other content.
+stifn_extra=()
+for still in motorcycle_right.png retina.jpg hubble_deep_field.jpg ihc.png page.png; do
+    stifn_extra+=("$stills_dir/$still")
+done
 val="$data/clips/cars_320x240_30f.i420"
-# MSTFN reads 120 frames per clip (more material; bit truncation costs nothing to prepare), the
-# others 48 (each frame is an encode or a BD down-sampling, and MSITF's patches are large).
-case "$model" in mstfn_[468]bit) MAX_FRAMES="${MAX_FRAMES:-120}" ;; esac
+# MSTFN and STIFN read 120 frames per clip (more material: bit truncation costs nothing to prepare,
+# an x265 round trip is cached), MSITF 48 (each frame is a BD down-sampling, its patches are large).
+case "$model" in mstfn_[468]bit|stifn_qp*) MAX_FRAMES="${MAX_FRAMES:-120}" ;; esac
 common=(--out "checkpoints/$model" --minutes "$minutes" --threads "$threads" --max-frames "${MAX_FRAMES:-48}"
         --checkpoint-minutes 3 --val-data "$val")
 vsr() { ./dev python -m vsrestore.cli "$@"; }
 case "$model" in
     stifn_qp37)
-        vsr train --task stifn --config lite --qp 37 --data "${train_rgb[@]}" --batch 8 --patch 64 --loss mse \
-            --steps 100000 --lr 3e-4 --val-every 500 "${common[@]}" ;;
+        vsr train --task stifn --config lite --qp 37 --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 \
+            --loss mse --steps "${STEPS:-40000}" --lr 2e-4 --val-every 500 "${common[@]}" ;;
     mstfn_4bit)  # from scratch, centred on mid-rise; 4-bit bands are wide: patches that hold whole bands
         vsr train --task mstfn --config small --in-bits 4 --data "${train_rgb[@]}" --batch 4 --patch 96 \
             --steps "${STEPS:-40000}" --lr 2e-4 --val-every 250 "${common[@]}" ;;
@@ -43,7 +49,7 @@ case "$model" in
             "${common[@]}" ;;
     stifn_qp32|stifn_qp27|stifn_qp22)  # fine-tuned from the QP 37 model
         vsr train --task stifn --config lite --qp "${model#stifn_qp}" --init checkpoints/stifn_qp37/last.pt \
-            --data "${train_rgb[@]}" --batch 8 --patch 64 --loss mse --steps 3000 --lr 1e-4 --val-every 100 "${common[@]}" ;;
+            --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse --steps 3000 --lr 1e-4 --val-every 100 "${common[@]}" ;;
     msitf)
         vsr train --task msitf --config small --degradation bd --data "${train_rgb[@]}" --batch 4 --patch 24 \
             --steps 8000 --lr 2e-4 --val-every 100 "${common[@]}" ;;

@@ -174,3 +174,18 @@ def test_no_model_and_none_shipped_says_what_to_pass(monkeypatch, tmp_path):
     monkeypatch.setattr("vsrestore.models.shipped.WEIGHTS_DIR", tmp_path)
     with pytest.raises(vs.Error, match="no shipped MSTFN model for in_bits=8.*pass model="):
         vsrestore.mstfn(noise_clip(vs.RGB24))
+
+
+@pytest.mark.filterwarnings("ignore:.*the model was trained for")  # the other models, on purpose
+@pytest.mark.parametrize("bits", [4, 6, 8])
+def test_default_model_is_the_shipped_one_for_in_bits(bits):
+    # Real shipped weights: model=None must load mstfn_<bits>bit, not merely some MSTFN.
+    from vsrestore.models import shipped
+
+    assert [e.name for e in shipped.find("mstfn", in_bits=bits)] == [f"mstfn_{bits}bit"]
+    clip = noise_clip(vs.RGB24, length=1)
+    out = {name: vsrestore.mstfn(clip, in_bits=bits, model=name, precision="fp32").get_frame(0)
+           for name in (None, "mstfn_4bit", "mstfn_6bit", "mstfn_8bit")}
+    own = f"mstfn_{bits}bit"
+    assert frame_bytes(out[None]) == frame_bytes(out[own])
+    assert all(frame_bytes(out[None]) != frame_bytes(out[other]) for other in out if other not in (None, own))
