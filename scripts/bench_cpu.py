@@ -4,13 +4,15 @@ Sections (``--section``, default all):
 
 - ``speed``: each network through its public filter, output 640x360 (MSITF: input 160x90, 4x),
   ratios to fp32 torch as it ran before channels_last, oneDNN Conv3d and threads per stream
-  (= 1.0): the default path (precision "auto", backend "torch"); bf16 torch (only where the CPU
-  computes bf16); ``backend="openvino"``; and the network exported by ``vsrestore export-onnx`` run
-  per frame as vs-mlrt runs it (whole network per frame on shifted clips), in OpenVINO (its Python
-  API in a ModifyFrame, f32, 1 stream) and in ONNX Runtime (vs-mlrt's ``core.ort`` plugin). Each
-  path's largest difference from the fp32 output is printed beside it.
+  (= 1.0): the default path (precision "auto", backend "torch": bf16 where the CPU computes it);
+  fp32 torch as it runs now; ``backend="openvino"`` at "auto" and at fp32; and the network
+  exported by ``vsrestore export-onnx`` run per frame as vs-mlrt runs it (whole network per frame
+  on shifted clips), in OpenVINO (its Python API in a ModifyFrame, 1 stream, f32 and, where the CPU
+  computes it, bf16) and in ONNX Runtime (vs-mlrt's ``core.ort`` plugin). Each path's largest
+  difference from the fp32 output is printed beside it.
   Beside each path: its achieved GFLOP/s, and that as a fraction of a plain 3x3 convolution of the
-  network's main width on the same pixels (the faster of NCHW and channels_last), timed in the same
+  network's main width on the same pixels at the path's precision (fp32, or bf16 tensors; the
+  faster of NCHW and channels_last; repeated to the network's work per frame), timed in the same
   interleaved loop.
 - ``scaling``: seconds per frame and peak RSS against output size (320x180, 640x360, 1280x720),
   untiled and tiled, each case in a process of its own (peak RSS is per process).
@@ -42,7 +44,7 @@ import vapoursynth as vs
 import vsrestore
 from vsrestore.filters import common
 from vsrestore.models import get_arch, load
-from vsrestore.models.device import cpu_has_bf16
+from vsrestore.models.device import auto_precision, cpu_has_bf16, fp32_methods
 from vsrestore.networks import deform_conv, stifn as stifn_net
 
 core = vs.core
@@ -134,13 +136,14 @@ def mlrt_output(name: str, y: vs.VideoNode) -> vs.VideoNode:
                          format=vs.RGB48 if name == "mstfn" else vs.GRAY8)
 
 
-def openvino_per_frame(clips: list[vs.VideoNode], planes_out: int, onnx: Path) -> vs.VideoNode:
-    """The ONNX file compiled by OpenVINO (f32, 1 stream, as vs-mlrt's OV_CPU defaults) and run on
-    the stacked frames of ``clips``, one whole-network inference per frame."""
+def openvino_per_frame(clips: list[vs.VideoNode], planes_out: int, onnx: Path, hint: str = "f32") -> vs.VideoNode:
+    """The ONNX file compiled by OpenVINO (1 stream, as vs-mlrt's OV_CPU defaults; ``hint`` "f32",
+    or "bf16", what OV_CPU computes on a CPU with AMX) and run on the stacked frames of ``clips``,
+    one whole-network inference per frame."""
     import openvino as ov
 
     ov_core = ov.Core()
-    compiled = ov_core.compile_model(str(onnx), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": "1",
+    compiled = ov_core.compile_model(str(onnx), "CPU", {"INFERENCE_PRECISION_HINT": hint, "NUM_STREAMS": "1",
                                                        "PERFORMANCE_HINT": "LATENCY",
                                                        "INFERENCE_NUM_THREADS": str(torch.get_num_threads())})
     local = threading.local()
@@ -187,12 +190,14 @@ def speed(name: str, frames: int, size: tuple[int, int], tmp: Path, flops_out: d
     with before_this_change():
         paths["fp32, before (1.0)"] = (node(name, net, clip, precision="fp32"), before_this_change)
     paths["default (auto, torch)"] = (node(name, net, clip), None)
-    if cpu_has_bf16() and name != "mstfn":
+    paths["fp32 torch"] = (node(name, net, clip, precision="fp32"), None)
+    if name == "mstfn" and cpu_has_bf16():  # "auto" keeps Stage I in fp32; this is all of it in bf16
         paths["bf16 torch"] = (node(name, net, clip, precision="bf16"), None)
     try:
         import openvino  # noqa: F401
         if name != "msitf":
             paths["backend=openvino"] = (node(name, net, clip, backend="openvino"), None)
+            paths["backend=openvino, fp32"] = (node(name, net, clip, backend="openvino", precision="fp32"), None)
     except ImportError:
         pass
     if name != "msitf":
@@ -203,16 +208,30 @@ def speed(name: str, frames: int, size: tuple[int, int], tmp: Path, flops_out: d
         try:
             import openvino  # noqa: F401
             paths["ONNX in OpenVINO, per frame"] = (mlrt_output(name, openvino_per_frame(inputs, planes_out, onnx)), None)
+            if cpu_has_bf16():
+                paths["ONNX in OpenVINO, per frame, bf16"] = (
+                    mlrt_output(name, openvino_per_frame(inputs, planes_out, onnx, "bf16")), None)
         except ImportError:
             pass
         if hasattr(core, "ort"):
             ort = core.ort.Model(inputs, network_path=str(onnx), provider="CPU", num_streams=1)
             paths["ONNX in ONNX Runtime (core.ort), per frame"] = (mlrt_output(name, ort), None)
 
-    conv = plain_conv(name, net, width, height)
+    split = flops_per_frame(name, net, width, height)
+    per_frame = sum(split.values())
+    # each path's precision per method: "auto" keeps some methods in fp32 (MSTFN's Stage I)
+    auto = auto_precision(name, torch.device("cpu"))
+    auto_split = {m: "fp32" if m in fp32_methods(name, "auto") else auto for m in split}
+    precision_of = {label: dict.fromkeys(split, "fp32") for label in paths}
+    precision_of.update({"default (auto, torch)": auto_split, "backend=openvino": auto_split,
+                         "ONNX in OpenVINO, per frame, bf16": dict.fromkeys(split, "bf16"),
+                         "bf16 torch": dict.fromkeys(split, "bf16")})
+    convs = {p: plain_conv(name, net, width, height, p) for p in sorted({"fp32", auto})}
+    # the conv repeated to the network's work per frame: a rate at the same scale, past call overheads
+    reps = {p: max(1, round(per_frame / c["flop"])) for p, c in convs.items()}
     times: dict[str, list[float]] = {k: [] for k in paths}
-    times["plain conv"] = []
-    cpu: dict[str, list[float]] = {k: [] for k in times}
+    cpu: dict[str, list[float]] = {k: [] for k in paths}
+    conv_cpu: dict[str, list[float]] = {p: [] for p in convs}
     outputs: dict[str, np.ndarray] = {}
     first = 4 + step  # past the clip's start: windows and Stage-I caches in steady state
     for label, (nd, ctx) in paths.items():  # warm-up: compile, convert, fill caches
@@ -228,29 +247,34 @@ def speed(name: str, frames: int, size: tuple[int, int], tmp: Path, flops_out: d
                 render(nd, n)
                 times[label].append((time.perf_counter() - t0) / step)
                 cpu[label].append((time.process_time() - c0) / step)
-        t0, c0 = time.perf_counter(), time.process_time()
-        conv["run"]()
-        times["plain conv"].append(time.perf_counter() - t0)
-        cpu["plain conv"].append(time.process_time() - c0)
+        for p, conv in convs.items():
+            c0 = time.process_time()
+            for _ in range(reps[p]):
+                conv["run"]()
+            conv_cpu[p].append((time.process_time() - c0) / reps[p])
     ref_label = "fp32, before (1.0)"
     base, base_cpu = statistics.median(times[ref_label]), statistics.median(cpu[ref_label])
     ref_out = outputs[ref_label]
     unit = "16-bit codes" if name == "mstfn" else "8-bit codes"
     print(f"\n{name} ({type(net).__name__}), output {width}x{height}, {frames} frames per path, interleaved")
-    per_frame = flops_per_frame(name, net, width, height)
-    conv_rate = conv["flop"] / statistics.median(cpu["plain conv"]) / 1e9
-    print(f"| path | CPU s/frame | ratio (CPU) | wall s/frame | ratio (wall) | max diff from fp32 ({unit}) "
-          f"| GFLOP per CPU-second | fraction of a plain conv |")
-    print("|---|---|---|---|---|---|---|---|")
+    conv_rate = {p: c["flop"] / statistics.median(conv_cpu[p]) / 1e9 for p, c in convs.items()}
+    print(f"| path | precision | CPU s/frame | ratio (CPU) | wall s/frame | ratio (wall) | max diff from fp32 ({unit}) "
+          f"| GFLOP per CPU-second | fraction of a plain conv at its precision |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for label in paths:
         med, med_cpu = statistics.median(times[label]), statistics.median(cpu[label])
         got = outputs[label]  # vs-mlrt's STIFN output is the luma plane alone: the first plane
         diff = float(np.abs(got - ref_out[: got.size]).max())
         rate = per_frame / med_cpu / 1e9
-        print(f"| {label} | {med_cpu:.3f} | {med_cpu / base_cpu:.2f} | {med:.3f} | {med / base:.2f} | {diff:.0f} "
-              f"| {rate:.1f} | {rate / conv_rate:.2f} |")
-    print(f"plain 3x3 conv of the network's width ({conv['what']}): {conv_rate:.1f} GFLOP per CPU-second in the same run; "
-          f"the network: {per_frame / 1e9:.1f} GFLOP per output frame")
+        # against the time plain convs at each method's precision would take for the same FLOPs
+        roofline = sum(flop / (conv_rate[precision_of[label][m]] * 1e9) for m, flop in split.items())
+        p = ", ".join(f"{m} {q}" for m, q in precision_of[label].items()) if len(split) > 1 else precision_of[label]["forward"]
+        print(f"| {label} | {p} | {med_cpu:.3f} | {med_cpu / base_cpu:.2f} | {med:.3f} | {med / base:.2f} | {diff:.0f} "
+              f"| {rate:.1f} | {roofline / med_cpu:.2f} |")
+    for p, c in convs.items():
+        print(f"plain 3x3 conv of the network's width ({c['what']}, {reps[p]} calls per frame): "
+              f"{conv_rate[p]:.1f} GFLOP per CPU-second in the same run")
+    print(f"the network: {per_frame / 1e9:.1f} GFLOP per output frame")
     flops_out[name] = {label: statistics.median(t) for label, t in times.items()}
 
 
@@ -258,38 +282,46 @@ def speed(name: str, frames: int, size: tuple[int, int], tmp: Path, flops_out: d
 # FLOPs and the plain convolution to compare with
 
 
-def flops_per_frame(name: str, net: torch.nn.Module, width: int, height: int) -> float:
+def flops_per_frame(name: str, net: torch.nn.Module, width: int, height: int) -> dict[str, float]:
+    """FLOPs per output frame, by the method the filter calls (MSTFN: one ``stage1`` and one ``fuse``
+    per frame, Stage I being reused; the others: ``forward``)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        if name == "mstfn":  # Stage-I reuse: one stage1 and one fuse per frame
-            f = torch.rand(1, 3, height, width)
-            g = net.stage1(f, f, f)
-            net.fuse(g, g, g, f)
-        elif name == "stifn":
-            net(torch.rand(1, 7, height, width))
-    if name == "msitf":
+    def count(fn) -> float:
+        counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
-            net(torch.rand(1, 4, 3, height // 4, width // 4))
-        return counter.get_total_flops() / 6
-    return counter.get_total_flops()
+            fn()
+        return counter.get_total_flops()
+
+    if name == "mstfn":
+        f = torch.rand(1, 3, height, width)
+        with torch.no_grad():
+            g = net.stage1(f, f, f)
+        return {"stage1": count(lambda: net.stage1(f, f, f)), "fuse": count(lambda: net.fuse(g, g, g, f))}
+    if name == "stifn":
+        return {"forward": count(lambda: net(torch.rand(1, 7, height, width)))}
+    return {"forward": count(lambda: net(torch.rand(1, 4, 3, height // 4, width // 4))) / 6}
 
 
-def plain_conv(name: str, net: torch.nn.Module, width: int, height: int) -> dict:
-    """A 3x3 conv of the network's main width on its pixels, float32, in the faster layout."""
+def plain_conv(name: str, net: torch.nn.Module, width: int, height: int, precision: str) -> dict:
+    """A 3x3 conv of the network's main width on its pixels at ``precision`` ("fp32", or "bf16":
+    bf16 tensors, what autocast computes), in the faster of NCHW and channels_last."""
     ch = net.config.features_qe if name == "stifn" else net.config.features
     h, w = (height // 4, width // 4) if name == "msitf" else (height, width)
-    x = torch.rand(1, ch, h, w)
-    wt = torch.randn(ch, ch, 3, 3)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    x = torch.rand(1, ch, h, w).to(dtype)
+    wt = torch.randn(ch, ch, 3, 3).to(dtype)
     layouts = {}
     for fmt in (torch.contiguous_format, torch.channels_last):
         xx, ww = x.contiguous(memory_format=fmt), wt.contiguous(memory_format=fmt)
         with torch.no_grad():
             F.conv2d(xx, ww, padding=1)
-            t0 = time.perf_counter()
-            F.conv2d(xx, ww, padding=1)
-            layouts[fmt] = (time.perf_counter() - t0, xx, ww)
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                F.conv2d(xx, ww, padding=1)
+                best = min(best, time.perf_counter() - t0)
+            layouts[fmt] = (best, xx, ww)
     _, xx, ww = min(layouts.values(), key=lambda v: v[0])
 
     def run() -> None:
@@ -297,7 +329,7 @@ def plain_conv(name: str, net: torch.nn.Module, width: int, height: int) -> dict
             F.conv2d(xx, ww, padding=1)
 
     layout = "channels_last" if xx.is_contiguous(memory_format=torch.channels_last) else "NCHW"
-    return {"run": run, "flop": 2 * ch * ch * 9 * h * w, "what": f"{ch} ch, {w}x{h}, {layout}"}
+    return {"run": run, "flop": 2 * ch * ch * 9 * h * w, "what": f"{precision}, {ch} ch, {w}x{h}, {layout}"}
 
 
 # --------------------------------------------------------------------------------------------------

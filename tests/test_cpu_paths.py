@@ -15,7 +15,7 @@ import vsrestore
 from standins import assert_same_bytes_in_any_order, frame_bytes
 from vsrestore.filters.common import Runner
 from vsrestore.models import device as device_mod
-from vsrestore.models.device import auto_precision, cpu_has_bf16, resolve_precision, stream_threads
+from vsrestore.models.device import auto_precision, cpu_has_bf16, fp32_methods, resolve_precision, stream_threads
 from vsrestore.networks import stifn as stifn_mod
 from vsrestore.networks.msitf import MSITF, PRESETS as MSITF_PRESETS
 from vsrestore.networks.mstfn import MSTFN, MSTFNConfig
@@ -68,6 +68,23 @@ def test_auto_precision_on_the_cpu(monkeypatch, native: bool) -> None:
     assert [auto_precision(a, CPU) for a in ("mstfn", "stifn", "msitf", "")] == [half, half, half, "fp32"]
     assert resolve_precision("auto", CPU, "stifn") is (torch.bfloat16 if native else torch.float32)
     assert resolve_precision("auto", CPU, "mstfn") is (torch.bfloat16 if native else torch.float32)
+
+
+def test_auto_keeps_mstfn_stage1_in_fp32() -> None:
+    assert fp32_methods("mstfn", "auto") == {"stage1"}
+    assert fp32_methods("mstfn", "bf16") == fp32_methods("stifn", "auto") == fp32_methods("", "auto") == frozenset()
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="the CPU does not compute bf16")
+def test_auto_runs_mstfn_stage1_in_fp32_and_the_fusion_in_bf16() -> None:
+    torch.manual_seed(0)
+    net = MSTFN(MSTFNConfig(features=8, num_rpb=1, num_tail=1)).eval()
+    f = torch.rand(1, 3, 24, 32)
+    runs = {p: Runner("mstfn", net, "cpu", p) for p in ("fp32", "auto", "bf16")}
+    g = {p: r("stage1", f, f, f) for p, r in runs.items()}
+    assert torch.equal(g["auto"], g["fp32"]) and not torch.equal(g["bf16"], g["fp32"])
+    y = {p: r("fuse", g["fp32"], g["fp32"], g["fp32"], f) for p, r in runs.items()}
+    assert torch.equal(y["auto"], y["bf16"]) and not torch.equal(y["auto"], y["fp32"])
 
 
 @pytest.mark.parametrize("native", [False, True])
@@ -253,3 +270,19 @@ def test_openvino_equals_torch_and_caches_on_disk(tmp_path, monkeypatch, name, f
     ov_backend._compiled.clear()
     again = getattr(vsrestore, name)(clip, model=net, backend="openvino", **kwargs)
     assert frame_bytes(again.get_frame(3)) == frame_bytes(node.get_frame(3))
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="the CPU does not compute bf16")
+def test_openvino_auto_compiles_mstfn_stage1_with_the_f32_hint(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("openvino")
+    from vsrestore.backends import openvino as ov_backend
+
+    monkeypatch.setenv("VSRESTORE_OPENVINO_CACHE", str(tmp_path))
+    ov_backend._compiled.clear()
+    runner = Runner("mstfn", tiny("mstfn"), "cpu", "auto", backend="openvino")
+    f = torch.rand(1, 3, 16, 16)
+    g = runner("stage1", f, f, f)
+    runner("fuse", g, g, g, f)
+    hints = {method: str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+             for (_, method, *_), compiled in ov_backend._compiled.items()}
+    assert hints == {"stage1": "<Type: 'float32'>", "fuse": "<Type: 'bfloat16'>"}

@@ -8,7 +8,8 @@ results are still cached and reused by MSTFN's neighbouring frames.
   height and width; the result is saved as OpenVINO IR under the cache folder, keyed by the
   architecture, the method and a hash of every weight, so later runs (and other nodes) skip it.
 - Compilation: per input shape (a clip has one, a tiled one up to four) with the precision hint
-  (``f32``, or ``bf16`` where the CPU computes it natively), ``num_streams`` OpenVINO streams and
+  (``f32``, or ``bf16`` where the CPU computes it natively; ``f32`` for the methods that
+  ``precision="auto"`` keeps in float32, MSTFN's Stage I), ``num_streams`` OpenVINO streams and
   ``num_streams x threads`` threads; compiled blobs are cached by OpenVINO itself in the same
   folder (``CACHE_DIR``), keyed by graph, shape and settings; compiled models are shared by every
   node of the process.
@@ -110,7 +111,7 @@ class OpenVINONetwork:
 
     def __init__(
         self, net: nn.Module, arch: str, device: torch.device, dtype: torch.dtype, *, threads: int = 1,
-        num_streams: int = 1,
+        num_streams: int = 1, fp32_methods: frozenset[str] = frozenset(),
     ) -> None:
         if device.type != "cpu":
             raise BackendError(f"OpenVINO runs on the CPU here, not on {device}; use backend='torch' for CUDA")
@@ -140,6 +141,7 @@ class OpenVINONetwork:
             "INFERENCE_NUM_THREADS": str(max(1, threads * num_streams)),
             "ENABLE_CPU_PINNING": "NO",  # VapourSynth's threads and other processes share the cores
         }
+        self.fp32_methods = fp32_methods  # compiled with the f32 hint whatever ``dtype`` is
         self.digest = weights_digest(self.net)
         self._models: dict[str, Any] = {}
         self._local = threading.local()
@@ -172,7 +174,8 @@ class OpenVINONetwork:
 
     def _compiled_for(self, method: str, args: tuple[torch.Tensor, ...]) -> Any:
         shapes = tuple(tuple(int(d) for d in a.shape) for a in args)
-        key = (self.arch, method, self.digest, shapes, tuple(sorted(self.config.items())))
+        config = {**self.config, "INFERENCE_PRECISION_HINT": "f32"} if method in self.fp32_methods else self.config
+        key = (self.arch, method, self.digest, shapes, tuple(sorted(config.items())))
         with _lock:
             compiled = _compiled.get(key)
             if compiled is not None:
@@ -180,7 +183,7 @@ class OpenVINONetwork:
                 return compiled
         ir = self._ir(method, args).clone()
         ir.reshape({i: self.ov.PartialShape(list(s)) for i, s in enumerate(shapes)})
-        compiled = self.core.compile_model(ir, "CPU", self.config)
+        compiled = self.core.compile_model(ir, "CPU", config)
         with _lock:
             compiled = _compiled.setdefault(key, compiled)
             while len(_compiled) > _COMPILED_MAX:

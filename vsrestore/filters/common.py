@@ -13,7 +13,7 @@ from torch import nn
 
 from .. import models
 from ..bridge import parse_tile
-from ..models.device import resolve_device, resolve_precision, stream_threads, to_channels_last
+from ..models.device import fp32_methods, resolve_device, resolve_precision, stream_threads, to_channels_last
 from ..models.shipped import ModelEntry, find
 from .checks import fail
 
@@ -87,7 +87,8 @@ class Runner:
         error messages); ``name`` names the model in error messages (its file or shipped name).
 
         ``precision="auto"`` resolves for the network's architecture (see
-        :func:`~vsrestore.models.device.auto_precision`); a module of no registered architecture counts
+        :func:`~vsrestore.models.device.auto_precision`; the methods of
+        :func:`~vsrestore.models.device.fp32_methods` then stay float32); a module of no registered architecture counts
         as MSTFN-like (fp32). On the CPU each call runs on ``stream_threads(num_streams)`` torch
         threads, so that ``num_streams`` concurrent calls share the cores instead of oversubscribing
         them. ``backend="openvino"`` compiles the network with OpenVINO (CPU only; see
@@ -111,6 +112,7 @@ class Runner:
         self.arch = arch
         if backend == "openvino":
             backend = _openvino_fallback(filter_name, arch)
+        self.fp32_methods = fp32_methods(arch, precision) if self.dtype != torch.float32 else frozenset()
         self.threads = stream_threads(num_streams) if self.device.type == "cpu" else None
         # Registered networks only: a stand-in module is run as it is (and shared, see above).
         self.channels_last = self.device.type == "cpu" and arch in CHANNELS_LAST_ARCHS and backend == "torch"
@@ -160,7 +162,7 @@ class Runner:
                 inputs = [a.to(torch.float32) for a in args]
                 if self.channels_last:
                     inputs = [a.contiguous(memory_format=torch.channels_last) if a.dim() == 4 else a for a in inputs]
-                half = self.dtype != torch.float32
+                half = self.dtype != torch.float32 and method not in self.fp32_methods
                 with torch.autocast(self.device.type, dtype=self.dtype if half else None, enabled=half):
                     out = getattr(self.net, method)(*inputs).float()
             if not bool(torch.isfinite(out).all()):
@@ -197,7 +199,8 @@ def _openvino_network(runner: Runner, precision: str) -> Any:
 
     try:
         return ov_backend.OpenVINONetwork(runner.net, runner.arch, runner.device, runner.dtype,
-                                          threads=runner.threads or 1, num_streams=runner.num_streams)
+                                          threads=runner.threads or 1, num_streams=runner.num_streams,
+                                          fp32_methods=runner.fp32_methods)
     except ov_backend.BackendError as exc:
         fail(runner.filter_name, f"backend='openvino': {exc}")
 

@@ -58,9 +58,11 @@ def mstfn(
         model: a shipped model name, a checkpoint file (e.g. the authors' ``8_12/netG_weights_epo61.pth``)
             or a ``torch.nn.Module`` with MSTFN's ``stage1``/``fuse`` methods.
         device: "auto", "cpu", "cuda" or "cuda:N".
-        precision: "auto" (default): fp32 for MSTFN on every device, since bfloat16 keeps 8 bits
-            and MSTFN's job is the bits below them. "fp32"; "fp16" on CUDA; "bf16" on CUDA or on a
-            CPU that computes bfloat16 natively (AMX-BF16 or AVX512-BF16), refused elsewhere.
+        precision: "auto" (default): where the device computes bfloat16 natively (AMX-BF16 or
+            AVX512-BF16 CPUs, Ampere and later GPUs), Stage I in fp32 and the fusion in bf16
+            autocast: within 0.1 (8-bit model) to 1.1 (4-bit) 10-bit codes of fp32 on the shipped
+            models, at about 0.6x its time; fp32 elsewhere. "fp32"; "bf16" (all of it: up to 1.5 to
+            4.3 10-bit codes from fp32) on CUDA or such a CPU, refused elsewhere; "fp16" on CUDA.
         backend: "torch" (default) or "openvino" (the CPU only; ``pip install openvino``): the
             network compiled by OpenVINO as two graphs, Stage I and the fusion, so Stage-I reuse
             holds; compiled models are cached on disk (``$XDG_CACHE_HOME/vsrestore/openvino``).

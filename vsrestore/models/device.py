@@ -38,13 +38,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     raise ValueError(f'device must be "auto", "cpu", "cuda" or "cuda:N", not {device!r}')
 
 
-# Networks whose output tolerates fp16 as well as bf16. MSTFN restores the bits below the 8 that
-# bf16 keeps: under autocast (float32 weights, the residual added in float32) its bf16 output stays
-# within half a 10-bit code of fp32 (0.1-1.2 % of 10-bit codes change; -0.001 dB PSNR-RGB on the
-# shipped 6-bit model) at 0.39x the time on AMX; fp16 was never measured for it, so it gets bf16
-# only (on GPUs without bf16, fp32).
+# Networks whose output tolerates fp16 as well as bf16.
 _HALF_OK = frozenset({"stifn", "msitf"})
 _BF16_OK = _HALF_OK | {"mstfn"}
+
+# Methods that "auto" keeps in float32 although the rest of the network runs in half precision.
+# MSTFN restores the bits below the 8 that bf16 holds. Measured on the shipped models (held-out
+# Carphone and Cars, bf16 autocast against fp32, scripts/bench_precision_quality.py): all of MSTFN
+# in bf16 moves its 16-bit output by up to 1.5 (8-bit model) and 4.3 (4-bit) 10-bit codes; with
+# Stage I in fp32 and the fusion in bf16, by up to 0.09 and 1.1. Stage I is the sensitive half.
+_FP32_UNDER_AUTO = {"mstfn": frozenset({"stage1"})}
 
 
 def auto_precision(arch: str | None, device: torch.device) -> str:
@@ -53,6 +56,7 @@ def auto_precision(arch: str | None, device: torch.device) -> str:
     - An unknown network: ``"fp32"``.
     - MSTFN, STIFN, MSITF on the CPU: ``"bf16"`` (autocast) where the CPU computes it natively
       (:func:`cpu_has_bf16`), else ``"fp32"`` (emulated bf16 is about 10x slower than fp32).
+      MSTFN's Stage I stays float32 even then (:func:`fp32_methods`).
     - On CUDA: ``"bf16"`` where the GPU computes it (Ampere and later); else ``"fp16"`` for STIFN
       and MSITF and ``"fp32"`` for MSTFN.
     """
@@ -65,6 +69,13 @@ def auto_precision(arch: str | None, device: torch.device) -> str:
     if device.type == "cpu":
         return "bf16" if cpu_has_bf16() else "fp32"
     return "fp32"
+
+
+def fp32_methods(arch: str | None, precision: str) -> frozenset[str]:
+    """The methods of network ``arch`` that run in float32 at ``precision``, whatever the rest runs
+    in: under ``"auto"``, MSTFN's ``stage1`` (see :data:`_FP32_UNDER_AUTO`); an explicit precision
+    applies to every method."""
+    return _FP32_UNDER_AUTO.get(arch or "", frozenset()) if precision == "auto" else frozenset()
 
 
 def _cuda_bf16(device: torch.device) -> bool:
