@@ -2,6 +2,8 @@
 channels_last, STIFN's oneDNN Conv3d, and the OpenVINO back-end."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import warnings
 
@@ -215,6 +217,89 @@ def test_stifn_streams_give_identical_bytes_in_any_order() -> None:
     net, clip = tiny("stifn"), noise(length=7)
     reference = [frame_bytes(f) for f in vsrestore.stifn(clip, model=net).frames()]
     assert_same_bytes_in_any_order(vsrestore.stifn(clip, model=net, num_streams=2), reference, seed=11)
+
+
+# --------------------------------------------------------------------------------------------------
+# the same bytes on any number of threads (a render worker on one thread must reproduce vspipe on two)
+
+
+@pytest.mark.parametrize("conv, shape", [(F.conv2d, (1, 40, 48, 64)), (F.conv3d, (1, 8, 3, 48, 64))])
+def test_pointwise_convolutions_round_the_same_on_one_and_two_threads(conv, shape) -> None:
+    torch.manual_seed(0)
+    x, w = torch.randn(shape) * 10, torch.randn(8, shape[1], *(1,) * (len(shape) - 2))
+    dilated = conv(x, w, None, 1, 0, 2)
+    runs = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        with device_mod.ThreadCountInvariantConvs():
+            runs.append((conv(x, w), conv(x, w, dilation=1), conv(x, w, None, 1, 0, 1)))
+    torch.set_num_threads(1)
+    for out in (*runs[0], *runs[1]):
+        assert torch.equal(out, dilated)  # one kernel at both thread counts: oneDNN's
+    assert torch.allclose(dilated, conv(x, w), rtol=1e-5, atol=1e-4)  # and the same convolution
+
+
+def test_other_convolutions_are_left_as_they_are() -> None:
+    seen = []
+
+    class Spy(device_mod.ThreadCountInvariantConvs):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.conv2d:
+                seen.append(device_mod._dilate_pointwise(2, args, kwargs or {}))
+            return super().__torch_function__(func, types, args, kwargs)
+
+    x = torch.rand(1, 4, 8, 8)
+    with Spy():
+        F.conv2d(x, torch.rand(4, 4, 3, 3), None, 1, 1)  # 3x3: oneDNN at any thread count already
+        F.conv2d(x, torch.rand(4, 4, 1, 1), dilation=(1, 3))  # dilated already
+        F.conv2d(x, torch.rand(4, 4, 1, 1), None, 1, 0, 1, 1)  # pointwise
+    assert [a[5] if len(a) > 5 else k.get("dilation") for a, k in seen] == [None, (1, 3), (2, 2)]
+
+
+# A 6-bit MSTFN with visible residuals (weights x3: bf16 rounding reaches the output), STIFN and the
+# MSITF trunk at precision "auto", and MSITF in fp32 (RGBS: any rounding shows in the bytes).
+_THREADS_SCRIPT = """
+import hashlib, sys
+from fractions import Fraction
+import vsrestore
+import torch
+import vapoursynth as vs
+from vsrestore.evaluation.vsclips import scene_cut_clip
+from vsrestore.networks.msitf import MSITF, MSITFConfig
+from vsrestore.networks.mstfn import MSTFN, MSTFNConfig
+from vsrestore.networks.stifn import STIFN, PRESETS
+
+torch.set_num_threads(int(sys.argv[1]))
+torch.manual_seed(1)
+mstfn = MSTFN(MSTFNConfig(features=8, num_rpb=1, num_tail=1)).eval()
+with torch.no_grad():
+    for p in mstfn.parameters():
+        p.mul_(3.0)
+stifn = STIFN(PRESETS["tiny"]).eval()
+msitf = MSITF(MSITFConfig(features=8, deform_groups=2, front_blocks=1, temporal_heads=2, trunk_layers=1,
+                          trunk_blocks=2, trunk_heads=2, cpb_hidden=16)).eval()
+src = scene_cut_clip(5, [], 64, 48, Fraction(25))
+rgb = vs.core.resize.Bicubic(src, width=32, height=32, format=vs.RGBS, matrix_in=1)
+nodes = [vsrestore.mstfn(src, in_bits=6, model=mstfn), vsrestore.stifn(src, model=stifn),
+         vsrestore.msitf(rgb, model=msitf), vsrestore.msitf(rgb, model=msitf, precision="fp32")]
+for node in nodes:
+    digest = hashlib.sha256()
+    for f in node.frames():
+        for p in range(f.format.num_planes):
+            digest.update(bytes(f[p]))
+    print(digest.hexdigest())
+"""
+
+
+def test_filters_give_the_same_bytes_on_one_and_two_torch_threads(tmp_path) -> None:
+    script = tmp_path / "threads.py"
+    script.write_text(_THREADS_SCRIPT)
+    digests = [
+        subprocess.run([sys.executable, str(script), str(n)], capture_output=True, text=True, check=True,
+                       timeout=300).stdout.split()
+        for n in (1, 2)
+    ]
+    assert len(digests[0]) == 4 and digests[0] == digests[1]
 
 
 # --------------------------------------------------------------------------------------------------

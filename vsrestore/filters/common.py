@@ -5,6 +5,7 @@ import copy
 import os
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any, Literal
 
 import torch
@@ -13,7 +14,9 @@ from torch import nn
 
 from .. import models
 from ..bridge import parse_tile
-from ..models.device import fp32_methods, resolve_device, resolve_precision, stream_threads, to_channels_last
+from ..models.device import (
+    ThreadCountInvariantConvs, fp32_methods, resolve_device, resolve_precision, stream_threads, to_channels_last,
+)
 from ..models.shipped import ModelEntry, find
 from .checks import fail
 
@@ -163,7 +166,9 @@ class Runner:
                 if self.channels_last:
                     inputs = [a.contiguous(memory_format=torch.channels_last) if a.dim() == 4 else a for a in inputs]
                 half = self.dtype != torch.float32 and method not in self.fp32_methods
-                with torch.autocast(self.device.type, dtype=self.dtype if half else None, enabled=half):
+                # Under autocast every convolution is bf16/fp16 and takes one path at any thread count.
+                invariant = ThreadCountInvariantConvs() if self.device.type == "cpu" and not half else nullcontext()
+                with invariant, torch.autocast(self.device.type, dtype=self.dtype if half else None, enabled=half):
                     out = getattr(self.net, method)(*inputs).float()
             if not bool(torch.isfinite(out).all()):
                 where = f" at frame {frame}" if frame is not None else ""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 _PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -154,3 +155,39 @@ def to_channels_last(net: torch.nn.Module) -> torch.nn.Module:
             if tensor.dim() in formats:
                 tensor.data = tensor.data.contiguous(memory_format=formats[tensor.dim()])
     return net
+
+
+_CONVS = {torch.conv1d: 1, torch.conv2d: 2, torch.conv3d: 3}
+
+
+class ThreadCountInvariantConvs(TorchFunctionMode):
+    """Within this mode, a CPU convolution's result does not depend on ``torch.get_num_threads()``.
+
+    PyTorch sends a float32 1x1 convolution (unstrided, undilated, batch under 16) to its native
+    GEMM path when it runs on one thread and to oneDNN on more, and the two round differently (1e-7
+    relative; amplified by later bf16 layers, one 10-bit code at the output). A render worker on one
+    thread would then not reproduce vspipe on two, nor ``num_streams=2`` reproduce 1. Every other
+    convolution takes one path at any thread count (3x3 kernels and bf16 always go to oneDNN), and
+    so does a 1x1 one marked dilated: for a 1x1 kernel the dilation changes nothing else.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        dims = _CONVS.get(func)
+        if dims is not None:
+            args, kwargs = _dilate_pointwise(dims, args, kwargs)
+        return func(*args, **kwargs)
+
+
+def _dilate_pointwise(dims: int, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """``conv(input, weight, bias, stride, padding, dilation, groups)`` arguments with dilation 2
+    when the kernel is 1x1 (1x1x1) and the dilation 1."""
+    weight = args[1] if len(args) > 1 else kwargs.get("weight")
+    if not isinstance(weight, torch.Tensor) or weight.device.type != "cpu" or any(s != 1 for s in weight.shape[2:]):
+        return args, kwargs
+    dilation = args[5] if len(args) > 5 else kwargs.get("dilation", 1)
+    if any(d != 1 for d in (dilation if isinstance(dilation, (tuple, list)) else (dilation,))):
+        return args, kwargs
+    if len(args) > 5:
+        return (*args[:5], (2,) * dims, *args[6:]), kwargs
+    return args, {**kwargs, "dilation": (2,) * dims}
