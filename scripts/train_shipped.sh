@@ -52,6 +52,6 @@ case "$model" in
             --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse --steps 3000 --lr 1e-4 --val-every 100 "${common[@]}" ;;
     msitf)
         vsr train --task msitf --config small --degradation bd --data "${train_rgb[@]}" --batch 4 --patch 24 \
-            --steps 8000 --lr 2e-4 --val-every 100 "${common[@]}" ;;
+            --steps "${STEPS:-8000}" --lr 2e-4 --val-every 100 "${common[@]}" ;;
     *) echo "unknown model $model" >&2; exit 2 ;;
 esac

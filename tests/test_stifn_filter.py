@@ -7,7 +7,7 @@ import torch
 import vapoursynth as vs
 
 import vsrestore
-from standins import frame_value, index_clip
+from standins import frame_bytes, frame_value, index_clip
 from vsrestore.filters.stifn import default_model, nearest_qp
 from vsrestore.networks.stifn import STIFN, PRESETS
 
@@ -100,11 +100,27 @@ def test_default_model_follows_qp_and_size(monkeypatch, tmp_path):
         path = vsrestore.models.save(STIFN(PRESETS["r3l"]), tmp_path / f"stifn_r3l_qp{qp}.safetensors",
                                      {"qp": qp, "training": {"config": "r3l"}})
         shipped.add_to_manifest(path, vsrestore.models.read_checkpoint(path)[1], folder=tmp_path)
-    out = vsrestore.stifn(noise_yuv(), qp=29, size="r3l")
+    out = vsrestore.stifn(noise_yuv(), qp=30, size="r3l")
     assert out.num_frames == 5
-    assert [default_model(qp, "r3l") for qp in (0, 27, 28, 51)] == ["stifn_r3l_qp22", "stifn_r3l_qp22", "stifn_r3l_qp32", "stifn_r3l_qp32"]
+    assert [default_model(qp, "r3l") for qp in (20, 24, 30, 34)] == ["stifn_r3l_qp22", "stifn_r3l_qp22", "stifn_r3l_qp32", "stifn_r3l_qp32"]
+    for qp in (19, 25, 27, 29, 35, 51):  # more than 2 QPs from both models: refused, with the way out
+        with pytest.raises(vs.Error, match=rf"within 2 of qp={qp} \(trained QPs: 22, 32;.*model='stifn_r3l_qp"):
+            vsrestore.stifn(noise_yuv(), qp=qp, size="r3l")
+    assert vsrestore.stifn(noise_yuv(), qp=27, size="r3l", model="stifn_r3l_qp22").num_frames == 5
     with pytest.raises(vs.Error, match="no shipped STIFN model for size='r3'"):
         vsrestore.stifn(noise_yuv(), qp=37, size="r3")
+
+
+def test_default_model_is_the_shipped_qp37_one():
+    # Real shipped weights: qp=37 (the default) must load stifn_qp37, and it must change the frame.
+    from vsrestore.models import shipped
+
+    assert [e.name for e in shipped.find("stifn", qp=37)] == ["stifn_qp37"]
+    clip = noise_yuv(length=7)
+    default = vsrestore.stifn(clip, precision="fp32").get_frame(3)
+    named = vsrestore.stifn(clip, model="stifn_qp37", precision="fp32").get_frame(3)
+    assert frame_bytes(default) == frame_bytes(named)
+    assert frame_bytes(default) != frame_bytes(clip.get_frame(3))
 
 
 @pytest.mark.parametrize(

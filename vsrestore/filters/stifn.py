@@ -23,16 +23,28 @@ RADIUS = 3
 Size = Literal["lite", "r3", "r3l"]
 
 
+# A model serves QPs at most this far from its own: half the 5-QP spacing of the per-QP models
+# (22, 27, 32, 37). Further away it harms: stifn_qp37 on QP 27 video lost 1.54 dB PSNR-Y against the
+# decoded input (held-out clips, docs/weights/stifn_qp37.md).
+MAX_QP_DISTANCE = 2
+
+
 def nearest_qp(qp: int, trained: Sequence[int]) -> int:
     """The trained QP closest to ``qp`` (the lower one on a tie)."""
     return min(trained, key=lambda q: (abs(q - qp), q))
 
 
 def default_model(qp: int, size: str) -> str:
-    """The shipped STIFN of ``size`` trained at the QP nearest ``qp``."""
+    """The shipped STIFN of ``size`` trained at the QP nearest ``qp``, if within
+    :data:`MAX_QP_DISTANCE` of it."""
     entries = [e for e in find("stifn", preset=size) if isinstance(e.contract.get("qp"), int)]
     if entries:
-        best = nearest_qp(qp, [e.contract["qp"] for e in entries])
+        trained = sorted({e.contract["qp"] for e in entries})
+        best = nearest_qp(qp, trained)
+        if abs(best - qp) > MAX_QP_DISTANCE:
+            fail(NAME, f"no shipped STIFN model of size={size!r} within {MAX_QP_DISTANCE} of qp={qp} (trained "
+                       f"QPs: {', '.join(map(str, trained))}; a model used {abs(best - qp)} QPs from its own can "
+                       f"make the video worse); pass model= to use one anyway, e.g. model='{entries[0].name}'")
         entries = [e for e in entries if e.contract["qp"] == best]
     return shipped_default(NAME, "stifn", f"size={size!r} (any QP)", entries)
 
@@ -62,8 +74,9 @@ def stifn(
             refused: convert to YUV first (e.g. ``core.resize.Bicubic(clip, format=vs.YUV444P16,
             matrix_s="709")``), since the models learnt luma.
         qp: the QP the video was encoded at, 0..51. It picks the per-QP model: the shipped model
-            trained at the nearest QP (the lower on a tie; with 22, 27, 32 and 37 shipped, 24 uses
-            22 and 30 uses 32).
+            trained at the nearest QP, if it is at most 2 away (with 22, 27, 32 and 37 shipped, 24
+            uses 22 and 30 uses 32); further away a model can make the video worse, so that is a
+            ``vs.Error`` unless ``model=`` names one.
         size: the preset of the shipped model: "lite" (ours, 368K parameters, about half the
             cost of r3), "r3" (the paper's 374K) or "r3l" (660K).
         model: overrides ``qp``/``size``: a shipped name, a checkpoint path or a ``torch.nn.Module``
