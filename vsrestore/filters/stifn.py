@@ -41,11 +41,11 @@ def default_model(qp: int, size: str) -> str:
     if entries:
         trained = sorted({e.contract["qp"] for e in entries})
         best = nearest_qp(qp, trained)
+        entries = [e for e in entries if e.contract["qp"] == best]
         if abs(best - qp) > MAX_QP_DISTANCE:
             fail(NAME, f"no shipped STIFN model of size={size!r} within {MAX_QP_DISTANCE} of qp={qp} (trained "
                        f"QPs: {', '.join(map(str, trained))}; a model used {abs(best - qp)} QPs from its own can "
                        f"make the video worse); pass model= to use one anyway, e.g. model='{entries[0].name}'")
-        entries = [e for e in entries if e.contract["qp"] == best]
     return shipped_default(NAME, "stifn", f"size={size!r} (any QP)", entries)
 
 
