@@ -172,6 +172,48 @@ def test_trilinear_residual_with_zero_network() -> None:
     assert (out[:, 3] - 0.5 * (spatial[:, 1] + spatial[:, 2])).abs().max().item() < 1e-12
 
 
+def _zero_output(cfg: MSITFConfig) -> MSITF:
+    model = MSITF(cfg).eval()
+    with torch.no_grad():
+        model.conv_last.weight.zero_()
+        model.conv_last.bias.zero_()
+    return model
+
+
+_BARE = dict(features=8, deform_groups=1, front_blocks=0, temporal_heads=1, trunk_layers=0, trunk_heads=1, cpb_hidden=8)
+
+
+@pytest.mark.parametrize("lr_grid", ["corner", "centre"])
+def test_cubic_base_is_vapoursynth_bicubic_with_linear_blending(lr_grid: str) -> None:
+    """The cubic base is the evaluation's classical baseline: resize.Bicubic (Catmull-Rom, zimg's
+    default) on the degradation's grid, input frames kept and midpoints blended. Inside the frame
+    the two agree to float32 rounding; at the border the base replicates edge pixels."""
+    from vsrestore.evaluation.evaluate import bicubic_up
+    from vsrestore.evaluation.vsclips import rgb_clip, to_array
+
+    model = _zero_output(MSITFConfig(**_BARE, base="cubic", lr_grid=lr_grid))
+    x = np.random.default_rng(7).random((4, 12, 10, 3), dtype=np.float32)
+    with torch.inference_mode():
+        out = model(torch.from_numpy(x).permute(0, 3, 1, 2)[None])[0].permute(0, 2, 3, 1).numpy()
+    up = to_array(bicubic_up(rgb_clip(x), 40, 48, "bd" if lr_grid == "corner" else "bicubic"))
+    inner = (slice(None), slice(8, -8), slice(8, -8))
+    assert np.abs(out[0::2][inner] - up[inner]).max() < 2e-6
+    assert np.abs(out[1::2][inner] - 0.5 * (up[:-1] + up[1:])[inner]).max() < 2e-6
+    if lr_grid == "corner":  # every input pixel is kept exactly, borders included
+        assert np.array_equal(out[0::2, ::4, ::4], x)
+
+
+def test_cubic_base_stays_float32_under_bf16_autocast() -> None:
+    model = _zero_output(MSITFConfig(**_BARE, base="cubic", lr_grid="corner"))
+    x = torch.rand(1, 4, 3, 9, 11)
+    with torch.inference_mode():
+        exact = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model(x)
+    assert mixed.dtype == torch.float32
+    assert torch.equal(mixed, exact)
+
+
 @pytest.mark.parametrize(
     "shape",
     [(4, 3, 16, 16), (1, 3, 3, 16, 16), (1, 4, 1, 16, 16), (1, 5, 3, 16, 16), (1, 12, 16, 16)],
@@ -190,6 +232,16 @@ def test_config_validation() -> None:
         MSITFConfig(mask_resolution=20)
     with pytest.raises(ValueError):
         MSITFConfig(input_frames=1)
+    with pytest.raises(ValueError, match="base must be one of"):
+        MSITFConfig(base="bilinear")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="lr_grid must be one of"):
+        MSITFConfig(base="cubic", lr_grid="middle")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="trilinear base .* lr_grid must be 'centre'"):
+        MSITFConfig(lr_grid="corner")
+    arch = vsrestore.models.get_arch("msitf")
+    assert arch.config_from_dict({"base": "cubic", "lr_grid": "corner"}).lr_grid == "corner"
+    with pytest.raises(ValueError, match="config field 'base' must be"):
+        arch.config_from_dict({"base": "bilinear"})
 
 
 def test_trunk_from_several_threads_matches_a_single_thread() -> None:

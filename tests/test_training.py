@@ -68,6 +68,15 @@ def test_identity_start_matches_the_baseline(frames_dir):
         init_for_training(net, output_scale=0)
         centre = x[6:9] if name == "mstfn" else x[3:4]
         assert torch.equal(forward(net, x[None])[0], centre)
+    # MSITF starts as bicubic + linear blending on BD's grid: input pixel i stays on output pixel 4i
+    task = make_task("msitf", degradation="bd")
+    task.prepare(load_sources([frames_dir], 8))
+    x, _ = task.sample(np.random.default_rng(0), 8)
+    net = get_arch("msitf").build(task.fit_config(get_arch("msitf").resolve_config("tiny")))
+    init_for_training(net, output_scale=0)
+    out = forward(net, x[None])[0]
+    assert torch.equal(out[0::2, :, ::4, ::4], x)
+    assert torch.allclose(out[1::2], 0.5 * (out[0:-1:2] + out[2::2]))
 
 
 def test_mstfn_starts_as_mid_rise(frames_dir):
@@ -99,6 +108,35 @@ def test_augment_is_consistent_across_tensors():
         x, y = augment(np.random.default_rng(seed), a, a.clone(), time_dims=(0, 0))
         assert torch.equal(x, y)
         assert sorted(x.flatten().tolist()) == sorted(a.flatten().tolist())
+
+
+@pytest.mark.parametrize("degradation", ["bd", "bicubic"])
+def test_msitf_patches_keep_the_degradation_grid_under_every_augmentation(frames_dir, degradation, monkeypatch):
+    """Each flip, transpose and reversal keeps every input patch the degradation of its target patch
+    (inside the kernel's reach): BD's grid is not symmetric, a flipped target is cropped 3 pixels earlier."""
+    import itertools
+
+    from vsrestore.training import tasks
+    from vsrestore.training.degrade import bd_downsample, bicubic_downsample
+
+    down = bd_downsample if degradation == "bd" else bicubic_downsample
+    task = make_task("msitf", degradation=degradation)
+    task.prepare(load_sources([frames_dir], 8))
+    rng = np.random.default_rng(3)
+    for choice in itertools.product([False, True], repeat=4):
+        monkeypatch.setattr(tasks, "draw_augmentation", lambda _rng, c=choice: c)
+        for _ in range(3):
+            inp, tgt = task.sample(rng, 12)
+            redone = torch.from_numpy(down(tgt.permute(0, 2, 3, 1).numpy(), scale=4)).permute(0, 3, 1, 2)
+            assert torch.allclose(redone[::2, :, 2:-2, 2:-2], inp[:, :, 2:-2, 2:-2], atol=1e-5), choice
+    assert make_task("msitf", degradation="bicubic").fit_config(get_preset("tiny")).lr_grid == "centre"
+    assert make_task("msitf").fit_config(get_preset("tiny")).lr_grid == "corner"
+
+
+def get_preset(name):
+    from vsrestore.models.registry import get_arch
+
+    return get_arch("msitf").resolve_config(name)
 
 
 def test_bad_task_and_patch():

@@ -94,6 +94,8 @@ def _check_field(arch: str, name: str, value: Any, hint: Any) -> Any:
 
 
 def _is(value: Any, kind: Any) -> bool:
+    if typing.get_origin(kind) is typing.Literal:
+        return isinstance(value, str) and value in typing.get_args(kind)
     if isinstance(value, bool):
         return kind is bool
     if kind is float:

@@ -11,7 +11,7 @@ reversal. Tensors follow each network's own layout:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,7 +31,20 @@ def augment(rng: np.random.Generator, *tensors: torch.Tensor, time_dims: Sequenc
 
     Spatial axes are the last two; ``time_dims[i]`` is tensor i's frame axis (None: no time axis).
     """
-    hflip, vflip, rot, reverse = rng.integers(0, 2, size=4)
+    return apply_augmentation(draw_augmentation(rng), tensors, time_dims)
+
+
+def draw_augmentation(rng: np.random.Generator) -> tuple[bool, bool, bool, bool]:
+    """Random (horizontal flip, vertical flip, transpose, temporal reversal)."""
+    hflip, vflip, rot, reverse = (bool(v) for v in rng.integers(0, 2, size=4))
+    return hflip, vflip, rot, reverse
+
+
+def apply_augmentation(
+    choice: tuple[bool, bool, bool, bool], tensors: Sequence[torch.Tensor], time_dims: Sequence[int | None]
+) -> list[torch.Tensor]:
+    """:func:`augment` with the choices of :func:`draw_augmentation` given."""
+    hflip, vflip, rot, reverse = choice
     out = []
     for t, tdim in zip(tensors, time_dims):
         if hflip:
@@ -117,6 +130,10 @@ class Task:
     def residual_start(self) -> float:
         """The constant residual a fresh network starts with: where the classical baseline is."""
         return 0.0
+
+    def fit_config(self, config: Any) -> Any:
+        """The network config a fresh run builds from ``config``, matched to this task's options."""
+        return config
 
     def _window(self, rng: np.random.Generator, length: int) -> list[int]:
         """A window of ``frames`` consecutive indices (clamped at the ends of short clips)."""
@@ -206,13 +223,26 @@ class MSITFTask(Task):
     def prepare_one(self, source: Source, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
         return spacetime_pair(source.frames, self.options["degradation"])
 
+    def fit_config(self, config: Any) -> Any:
+        """A cubic base samples the grid of the degradation: BD keeps pixel 0 of every 4x4 block."""
+        if config.base != "cubic":
+            return config
+        return replace(config, lr_grid="corner" if self.options["degradation"] == "bd" else "centre")
+
     def sample(self, rng: np.random.Generator, patch: int) -> Pair:
         lr, hr = self.prepared[int(rng.integers(len(self.prepared)))]
         idx = self._window(rng, hr.shape[0])
-        y, x = _crop(rng, lr.shape[1:3], patch)
+        choice = draw_augmentation(rng)
+        # BD keeps pixel 0 of each 4x4 block: low-resolution pixel i sits on high-resolution pixel
+        # 4i. A flip turns that into the block's last pixel, so a flipped axis crops its target 3
+        # pixels earlier to keep pixel i on 4i (bicubic down-sampling is centred, flips keep it).
+        hshift, vshift = (int(flip and self.options["degradation"] == "bd") for flip in choice[:2])
+        y, x = _crop(rng, (lr.shape[1] - vshift, lr.shape[2] - hshift), patch)
+        y, x = y + vshift, x + hshift
+        ty, tx = 4 * y - 3 * vshift, 4 * x - 3 * hshift
         inp = torch.from_numpy(lr[idx[::2], y : y + patch, x : x + patch]).permute(0, 3, 1, 2)
-        tgt = torch.from_numpy(hr[idx, 4 * y : 4 * (y + patch), 4 * x : 4 * (x + patch)]).permute(0, 3, 1, 2)
-        return tuple(augment(rng, inp, tgt, time_dims=(0, 0)))
+        tgt = torch.from_numpy(hr[idx, ty : ty + 4 * patch, tx : tx + 4 * patch]).permute(0, 3, 1, 2)
+        return tuple(apply_augmentation(choice, (inp, tgt), time_dims=(0, 0)))
 
 
 def _crop(rng: np.random.Generator, size: tuple[int, int], patch: int) -> tuple[int, int]:

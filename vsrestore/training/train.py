@@ -427,7 +427,7 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
     val.prepare(load_sources(settings.val_data or settings.data, settings.max_frames), cache)
     arch = get_arch(task.arch)
     # A resumed run rebuilds the network it saved, even if the preset of that name changed since.
-    net = arch.build(settings.config if state is None else state["config"])
+    net = arch.build(task.fit_config(arch.resolve_config(settings.config)) if state is None else state["config"])
     if state is None and settings.init:
         try:
             net.load_state_dict(initial_weights(settings.init))
