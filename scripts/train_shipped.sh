@@ -3,7 +3,7 @@
 # Runs live in checkpoints/<model>/ (last.pt, train.log; committed so that the next session
 # resumes them); the x265 encode cache in checkpoints/encode-cache/ is not committed.
 # Usage: scripts/train_shipped.sh MODEL MINUTES [THREADS]    e.g. scripts/train_shipped.sh stifn_qp37 60 1
-# MODEL: mstfn_8bit, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp32, stifn_qp27, stifn_qp22, msitf
+# MODEL: mstfn_8bit, mstfn_8bit_bars, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp32, stifn_qp27, stifn_qp22, msitf
 # Rerunning resumes; MINUTES is the run's total budget (summed over resumes), so raise it to go on.
 # STEPS=N overrides the length of the cosine schedule (a resumed run follows the new length: a
 # shorter one anneals the learning rate now, a longer one raises it again).
@@ -30,7 +30,7 @@ done
 val="$data/clips/cars_320x240_30f.i420"
 # MSTFN and STIFN read 120 frames per clip (more material: bit truncation costs nothing to prepare,
 # an x265 round trip is cached), MSITF 48 (each frame is a BD down-sampling, its patches are large).
-case "$model" in mstfn_[468]bit|stifn_qp*) MAX_FRAMES="${MAX_FRAMES:-120}" ;; esac
+case "$model" in mstfn_*|stifn_qp*) MAX_FRAMES="${MAX_FRAMES:-120}" ;; esac
 common=(--out "checkpoints/$model" --minutes "$minutes" --threads "$threads" --max-frames "${MAX_FRAMES:-48}"
         --checkpoint-minutes 3 --val-data "$val")
 vsr() { ./dev python -m vsrestore.cli "$@"; }
@@ -46,6 +46,10 @@ case "$model" in
         bits="${model#mstfn_}"; bits="${bits%bit}"; from="mstfn_$((bits - 2))bit"; patch=$((bits == 8 ? 48 : 64))
         vsr train --task mstfn --config small --in-bits "$bits" --init "checkpoints/$from/last.pt" \
             --data "${train_rgb[@]}" --batch 8 --patch "$patch" --steps "${STEPS:-40000}" --lr 2e-4 --val-every 250 \
+            "${common[@]}" ;;
+    mstfn_8bit_bars)  # the 8-bit run fine-tuned with letterbox bars in a quarter of the patches
+        vsr train --task mstfn --config small --in-bits 8 --letterbox 0.25 --init checkpoints/mstfn_8bit/last.pt \
+            --data "${train_rgb[@]}" --batch 8 --patch 48 --steps "${STEPS:-1000}" --lr 1e-4 --val-every 100 \
             "${common[@]}" ;;
     stifn_qp32|stifn_qp27|stifn_qp22)  # fine-tuned from the QP 37 model
         vsr train --task stifn --config lite --qp "${model#stifn_qp}" --init checkpoints/stifn_qp37/last.pt \

@@ -139,6 +139,29 @@ def get_preset(name):
     return get_arch("msitf").resolve_config(name)
 
 
+def test_letterbox_bars_are_black_in_every_input_frame_and_the_truth(frames_dir):
+    task = make_task("mstfn", in_bits=6, letterbox=1.0)
+    task.prepare(load_sources([frames_dir], 8))
+    rng = np.random.default_rng(5)
+    widths = set()
+    for _ in range(12):
+        x, y = task.sample(rng, 16)
+        black_x, black_y = (x == 0).all(0), (y == 0).all(0)
+        assert torch.equal(black_x, black_y)
+        rows, cols = black_y.all(1), black_y.all(0)
+        band = rows if rows.any() else cols  # one full band along an edge, 2..8 of 16 pixels
+        width = int(band.sum())
+        assert 2 <= width <= 8 and (band[:width].all() or band[-width:].all())
+        widths.add(width)
+    assert len(widths) > 1
+    # without the option the samples (and the random stream) are those of earlier runs
+    plain = make_task("mstfn", in_bits=6)
+    plain.prepared, off = task.prepared, make_task("mstfn", in_bits=6, letterbox=0.0)
+    off.prepared = task.prepared
+    for a, b in zip(plain.sample(np.random.default_rng(9), 16), off.sample(np.random.default_rng(9), 16)):
+        assert torch.equal(a, b)
+
+
 def test_bad_task_and_patch():
     with pytest.raises(ValueError, match="task must be one of"):
         make_task("edvr")

@@ -33,7 +33,7 @@ CRF_RANGE = {"x265": (0, 51), "x264": (0, 51)}
 QP_RANGE = {"x265": (0, 51), "x264": (0, 69)}
 TASKS = ("mstfn", "stifn", "msitf")
 # task options and the task each belongs to, for the checks after parsing
-TASK_OPTIONS = {"in_bits": "mstfn", "qp": "stifn", "codec": "stifn", "degradation": "msitf"}
+TASK_OPTIONS = {"in_bits": "mstfn", "letterbox": "mstfn", "qp": "stifn", "codec": "stifn", "degradation": "msitf"}
 # optional VapourSynth plugins (namespaces of vs.core) and what vsrestore uses them for
 PLUGINS = {
     "bs": "BestSource: the source filter of the examples and the demo",
@@ -351,6 +351,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     tr.add_argument("--threads", type=count, default=0, help="torch threads on the CPU (0: one per core)")
     tr.add_argument("--in-bits", type=_bounded(int, 1, 16), nargs="+",
                     help="mstfn: significant input bits, 1..16 (default 8); several mix contracts (pretraining)")
+    tr.add_argument("--letterbox", type=_bounded(float, 0, 1),
+                    help="mstfn: chance that a patch gets a black bar along one edge (default 0)")
     tr.add_argument("--init", help="start a fresh run from these weights (.safetensors or a run's last.pt)")
     tr.add_argument("--ema", type=_bounded(float, 0, 0.9999), default=0.999,
                     help="decay of the weight average that validation and export use (0: last weights)")
