@@ -55,7 +55,10 @@ def precision_gap(results_json: Path, task: str) -> str:
 
 
 def curve_table(history: list[dict]) -> str:
-    rows = ["| step | training loss | validation PSNR (dB) |", "|---|---|---|"]
+    rows = []
+    if "baseline_psnr" in history[0]:
+        rows += [f"The classical baseline on the same validation patches: {history[0]['baseline_psnr']:.3f} dB.", ""]
+    rows += ["| step | training loss | validation PSNR (dB) |", "|---|---|---|"]
     for h in history:
         loss = "—" if h.get("loss") is None else f"{h['loss']:.5f}"
         rows.append(f"| {h['step']} | {loss} | {h['val_psnr']:.3f} |")

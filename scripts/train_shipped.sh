@@ -54,8 +54,8 @@ case "$model" in
     stifn_qp32|stifn_qp27|stifn_qp22)  # fine-tuned from the QP 37 model
         vsr train --task stifn --config lite --qp "${model#stifn_qp}" --init checkpoints/stifn_qp37/last.pt \
             --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse --steps 3000 --lr 1e-4 --val-every 100 "${common[@]}" ;;
-    msitf)
+    msitf)  # MSE: with Charbonnier (the median) a fresh network shrank its residual to nothing and stayed there
         vsr train --task msitf --config small --degradation bd --data "${train_rgb[@]}" --batch 4 --patch 24 \
-            --steps "${STEPS:-8000}" --lr 2e-4 --val-every 100 "${common[@]}" ;;
+            --loss mse --steps "${STEPS:-8000}" --lr 2e-4 --val-every 100 "${common[@]}" ;;
     *) echo "unknown model $model" >&2; exit 2 ;;
 esac

@@ -58,7 +58,7 @@ def test_train_resume_export_load_and_evaluate(tmp_path, frames_dir, task, optio
 
 def test_identity_start_matches_the_baseline(frames_dir):
     from vsrestore.models.registry import get_arch
-    from vsrestore.training.train import forward, init_for_training
+    from vsrestore.training.train import baseline_network, forward, init_for_training
 
     for name in ("mstfn", "stifn"):
         task = make_task(name)
@@ -68,6 +68,11 @@ def test_identity_start_matches_the_baseline(frames_dir):
         init_for_training(net, output_scale=0)
         centre = x[6:9] if name == "mstfn" else x[3:4]
         assert torch.equal(forward(net, x[None])[0], centre)
+        # what `vsrestore train` logs as the baseline: the same start, from a network in training
+        init_for_training(net, sample=x[None])
+        assert not torch.equal(forward(net, x[None])[0], centre)
+        baseline = forward(baseline_network(net, task), x[None])[0]
+        assert torch.allclose(baseline, centre + task.residual_start(), rtol=0, atol=1e-7)  # mid-rise, decoded
     # MSITF starts as bicubic + linear blending on BD's grid: input pixel i stays on output pixel 4i
     task = make_task("msitf", degradation="bd")
     task.prepare(load_sources([frames_dir], 8))

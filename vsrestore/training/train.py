@@ -176,6 +176,14 @@ OUTPUT_SCALE = 0.1
 OUTPUT_STD = 1e-3
 
 
+def baseline_network(net: nn.Module, task: Task) -> nn.Module:
+    """A copy of ``net`` that outputs the classical baseline its residual starts from (the decoded
+    frame, mid-rise, bicubic + blending): its output layer zeroed, its bias the task's constant."""
+    base = copy.deepcopy(net)
+    init_for_training(base, task.residual_start(), output_scale=0)
+    return base
+
+
 def init_for_training(
     net: nn.Module, residual: float = 0.0, output_scale: float = OUTPUT_SCALE,
     sample: torch.Tensor | None = None, output_std: float = OUTPUT_STD,
@@ -470,7 +478,12 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
              len(task.prepared))
     if not history:  # where the curve starts: the residual's base, or the --init weights
         history.append({"step": 0, "loss": None, "val_psnr": validate(scored(), val, settings, device)})
-        log.info("step 0  val PSNR %.2f dB (before training)", history[0]["val_psnr"])
+    if "baseline_psnr" not in history[0]:  # runs from before it was recorded get it on resume
+        history[0]["baseline_psnr"] = validate(baseline_network(net, task), val, settings, device)
+    baseline = history[0]["baseline_psnr"]
+    if step == 0:
+        log.info("step 0  val PSNR %.2f dB (before training; the classical baseline: %.2f dB)",
+                 history[0]["val_psnr"], baseline)
 
     def save() -> None:
         # plain data and tensors only, so that the file loads with torch.load(weights_only=True)
@@ -504,9 +517,10 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
             left = (settings.steps - step) * per_step
             if budget:
                 left = min(left, budget - elapsed)
-            log.info("step %d/%d  loss %.5f  val PSNR %.2f dB  lr %.2e  %.1f min, %.2f s/step (data %.0f %%), "
-                     "%.1f min left", step, settings.steps, np.mean(losses), score, sched.get_last_lr()[0],
-                     elapsed / 60, per_step, 100 * data_time / max(run_time, 1e-9), max(left, 0) / 60)
+            log.info("step %d/%d  loss %.5f  val PSNR %.2f dB (%+.2f over the baseline)  lr %.2e  %.1f min, "
+                     "%.2f s/step (data %.0f %%), %.1f min left", step, settings.steps, np.mean(losses), score,
+                     score - baseline, sched.get_last_lr()[0], elapsed / 60, per_step,
+                     100 * data_time / max(run_time, 1e-9), max(left, 0) / 60)
             losses, data_time, run_time = [], 0.0, 0.0
         if time.monotonic() - last_save >= settings.checkpoint_minutes * 60:
             save()
