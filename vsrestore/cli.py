@@ -358,6 +358,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                     help="decay of the weight average that validation and export use (0: last weights)")
     tr.add_argument("--loss", choices=["charbonnier", "mse"], default="charbonnier",
                     help="charbonnier (a smooth L1, the median) or mse (the mean, which PSNR scores)")
+    tr.add_argument("--adam-eps", type=_bounded(float, 0, above=True), default=1e-8,
+                    help="Adam's epsilon (default 1e-8); smaller lets the tiny gradients of deep layers move them")
     tr.add_argument("--qp", type=_bounded(int, 0, 51), help="stifn: encoder QP, 0..51 (default 37)")
     tr.add_argument("--codec", choices=["x265", "x264"], help="stifn: encoder (default x265)")
     tr.add_argument("--degradation", choices=["bd", "bicubic"], help="msitf: down-sampling (default bd)")
@@ -553,7 +555,7 @@ def run_train(args: argparse.Namespace) -> int:
         steps=args.steps, minutes=args.minutes, batch=args.batch, patch=args.patch, lr=args.lr,
         seed=args.seed, device=args.device, max_frames=args.max_frames, val_every=args.val_every,
         checkpoint_minutes=args.checkpoint_minutes, precision=args.precision, threads=args.threads,
-        init=args.init, ema=args.ema, loss=args.loss, task_options=task_options(args),
+        init=args.init, ema=args.ema, loss=args.loss, adam_eps=args.adam_eps, task_options=task_options(args),
     )
     checkpoint = train(settings, resume=not args.fresh)
     if args.export:

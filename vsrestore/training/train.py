@@ -60,6 +60,7 @@ class TrainSettings:
     init: str | None = None  # weights (a .safetensors or a run's last.pt) a fresh run starts from
     ema: float = 0.999  # decay of the weights' exponential moving average (0: none), validated and exported
     loss: str = "charbonnier"  # "charbonnier" (a smooth L1) or "mse"
+    adam_eps: float = 1e-8  # Adam's epsilon: gradients below it barely move their weights
     task_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -450,7 +451,7 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
         init_for_training(net, task.residual_start(), sample=sample)
     dtype = autocast_dtype(settings.precision, device)
     net = to_channels_last(net.to(device)).train()
-    opt = torch.optim.Adam(net.parameters(), lr=settings.lr, betas=(0.9, 0.99))
+    opt = torch.optim.Adam(net.parameters(), lr=settings.lr, betas=(0.9, 0.99), eps=settings.adam_eps)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.steps, eta_min=settings.lr * 0.01)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     rng = np.random.default_rng(settings.seed)
