@@ -44,8 +44,8 @@ PRECISIONS = ("fp32", "bf16")
 def precision_gap(results_json: Path, task: str, precisions: tuple[str, ...]) -> str:
     """A sentence giving the average PSNR difference between the bf16 and fp32 rows."""
     if "bf16" not in precisions:
-        return ("bf16 inference not measured: this was shipped on a CPU without native bf16 (the filters "
-                "refuse bf16 there); rerun this script on an AMX or AVX512-BF16 CPU to measure it.")
+        return ("bf16 inference not measured (evaluated in fp32 only, as on a CPU without native bf16, where "
+                "the filters refuse bf16); rerun this script on an AMX or AVX512-BF16 CPU to measure it.")
     rows = json.loads(results_json.read_text())
 
     def average(precision: str, key: str) -> float:
@@ -81,6 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
+    precisions = tuple(args.precisions)
     contract = {k: v for k, v in (("in_bits", args.in_bits), ("qp", args.qp)) if v is not None}
     staging = ROOT / "runs" / "ship" / args.name
     staging.mkdir(parents=True, exist_ok=True)
@@ -90,8 +91,8 @@ def main() -> None:
     task = meta["task"]
     options = {k: meta[k] for k in ("in_bits", "qp", "codec", "degradation") if k in meta}
     table = evaluate(task, held_out(task, meta.get("in_bits")), str(target), staging / "eval", options=options,
-                     max_frames=args.max_frames, precisions=tuple(args.precisions)).read_text()
-    precision_note = precision_gap(staging / "eval" / "results.json", task, tuple(args.precisions))
+                     max_frames=args.max_frames, precisions=precisions).read_text()
+    precision_note = precision_gap(staging / "eval" / "results.json", task, precisions)
     if args.dry_run:
         print(table + "\n" + precision_note)
         return
@@ -119,7 +120,7 @@ def main() -> None:
         "",
         f"`./dev python scripts/ship_model.py {args.checkpoint} {args.name}"
         + "".join(f" --{k.replace('_', '-')} {v}" for k, v in contract.items()) + f" --max-frames {args.max_frames}"
-        + ("" if tuple(args.precisions) == PRECISIONS else " --precisions " + " ".join(args.precisions)) + "`",
+        + ("" if precisions == PRECISIONS else " --precisions " + " ".join(precisions)) + "`",
         "",
         table.split("\n", 2)[2].strip(),
         "",

@@ -164,9 +164,8 @@ def test_letterbox_bars_are_black_in_every_input_frame_and_the_truth(frames_dir)
         widths.add(width)
     assert len(widths) > 1
     # without the option the samples (and the random stream) are those of earlier runs
-    plain = make_task("mstfn", in_bits=6)
-    plain.prepared, off = task.prepared, make_task("mstfn", in_bits=6, letterbox=0.0)
-    off.prepared = task.prepared
+    plain, off = make_task("mstfn", in_bits=6), make_task("mstfn", in_bits=6, letterbox=0.0)
+    plain.prepared = off.prepared = task.prepared
     for a, b in zip(plain.sample(np.random.default_rng(9), 16), off.sample(np.random.default_rng(9), 16)):
         assert torch.equal(a, b)
 
