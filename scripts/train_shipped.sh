@@ -3,7 +3,7 @@
 # Runs live in checkpoints/<model>/ (last.pt, train.log; committed so that the next session
 # resumes them); the x265 encode cache in checkpoints/encode-cache/ is not committed.
 # Usage: scripts/train_shipped.sh MODEL MINUTES [THREADS]    e.g. scripts/train_shipped.sh stifn_qp37 60 1
-# MODEL: mstfn_8bit, mstfn_8bit_bars, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp32, stifn_qp27, stifn_qp22, msitf
+# MODEL: mstfn_8bit, mstfn_8bit_bars, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp37_clean, stifn_qp32, stifn_qp27, stifn_qp22, msitf, msitf_p48
 # Rerunning resumes; MINUTES is the run's total budget (summed over resumes), so raise it to go on.
 # STEPS=N overrides the length of the cosine schedule (a resumed run follows the new length: a
 # shorter one anneals the learning rate now, a longer one raises it again).
@@ -51,12 +51,22 @@ case "$model" in
         vsr train --task mstfn --config small --in-bits 8 --letterbox 0.25 --init checkpoints/mstfn_8bit/last.pt \
             --data "${train_rgb[@]}" --batch 8 --patch 48 --steps "${STEPS:-1000}" --lr 1e-4 --val-every 100 \
             "${common[@]}" ;;
-    stifn_qp32|stifn_qp27|stifn_qp22)  # fine-tuned from the QP 37 model
-        vsr train --task stifn --config lite --qp "${model#stifn_qp}" --init checkpoints/stifn_qp37/last.pt \
-            --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse --steps 3000 --lr 1e-4 --val-every 100 "${common[@]}" ;;
+    stifn_qp37_clean)  # the QP 37 model fine-tuned on clean truth: the lossy training videos (Vimeo, the mp4 clips)
+        # 2x2 area-averaged first; its validation had stayed flat for 14k steps on truth holding their own artifacts
+        vsr train --task stifn --config lite --qp 37 --init checkpoints/stifn_qp37/last.pt --shrink-videos 2 \
+            --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse --steps "${STEPS:-6000}" --lr 2e-4 \
+            --val-every 250 "${common[@]}" ;;
+    stifn_qp32|stifn_qp27|stifn_qp22)  # fine-tuned from the clean-truth QP 37 model, on clean truth too
+        vsr train --task stifn --config lite --qp "${model#stifn_qp}" --init checkpoints/stifn_qp37_clean/last.pt --shrink-videos 2 \
+            --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse --steps "${STEPS:-4000}" --lr 1e-4 \
+            --val-every 250 "${common[@]}" ;;
     msitf)  # a fresh network shrinks its residual to nothing and stays there (300 steps at lr 2e-4, eps 1e-8, with
         # Charbonnier or MSE); MSE with Adam's eps at 1e-12 and lr 5e-4 was the first to leave it (docs/training.md)
         vsr train --task msitf --config small --degradation bd --data "${train_rgb[@]}" --batch 4 --patch 24 \
             --loss mse --adam-eps 1e-12 --steps "${STEPS:-8000}" --lr 5e-4 --val-every 100 "${common[@]}" ;;
+    msitf_p48)  # msitf fine-tuned on 48x48 patches: trained at 24x24, its in-between frames fell behind the blend on
+        # larger inputs (whole frames -2.1 dB) while its input positions gained at every size (docs/training.md)
+        vsr train --task msitf --config small --degradation bd --init checkpoints/msitf/last.pt --data "${train_rgb[@]}" \
+            --batch 2 --patch 48 --loss mse --adam-eps 1e-12 --steps "${STEPS:-3000}" --lr 2e-4 --val-every 100 "${common[@]}" ;;
     *) echo "unknown model $model" >&2; exit 2 ;;
 esac

@@ -179,6 +179,45 @@ def test_bad_task_and_patch():
         task.sample(np.random.default_rng(0), 16)
 
 
+def test_sources_smaller_than_the_patch_sit_out():
+    """A patch larger than some training frames draws from the others (a panned still is half its
+    photograph's size); only a patch larger than all of them is an error."""
+    small, large = np.full((7, 8, 8), 10, np.uint8), np.full((7, 32, 32), 200, np.uint8)
+    task = make_task("stifn")
+    task.prepared = [(small, small), (large, large), (small, small)]
+    rng = np.random.default_rng(0)
+    assert {round(float(task.sample(rng, 16)[0].mean()) * 255) for _ in range(20)} == {200}
+    assert {round(float(task.sample(rng, 8)[0].mean()) * 255) for _ in range(40)} == {10, 200}
+    with pytest.raises(ValueError, match=r"patch 33 is larger than every training frame \(the largest is 32x32\)"):
+        task.sample(rng, 33)
+    # MSITF needs one low-resolution pixel more than the patch: a flipped BD axis crops one pixel later
+    msitf = make_task("msitf")
+    frames = np.zeros((7, 12, 12, 3), np.float32)
+    msitf.prepared = [(frames, np.zeros((7, 48, 48, 3), np.float32))]
+    assert msitf.sample(rng, 11)[0].shape == (4, 3, 11, 11)
+    with pytest.raises(ValueError, match="larger than every training frame"):
+        msitf.sample(rng, 12)
+
+
+def test_shrunk_videos_are_area_averaged_and_stills_are_not(frames_dir, tmp_path):
+    from vsrestore.training import data
+    from vsrestore.training.sources import area_average
+
+    frames = np.array([[[[0], [2], [255]], [[1], [3], [255]], [[9], [9], [9]]]], np.uint8)  # (1, 3, 3, 1)
+    assert area_average(frames, 2).tolist() == [[[[2]]]]  # (0+2+1+3)/4 = 1.5 rounds to even; edge dropped
+    deep = np.full((1, 4, 4, 3), 65535, np.uint16)
+    assert area_average(deep, 2).dtype == np.uint16 and (area_average(deep, 2) == 65535).all()
+    (full,), (half,) = load_sources([frames_dir], 8), load_sources([frames_dir], 8, shrink=2)
+    assert half.frames.shape == (8, 32, 32, 3)
+    assert np.array_equal(half.frames, area_average(full.frames, 2))
+    image = np.random.default_rng(1).integers(0, 256, size=(240, 320, 3), dtype=np.uint8)
+    data.write_image(tmp_path / "still.png", image)
+    (pan,), (pan_shrunk,) = (load_sources([tmp_path / "still.png"], 6, shrink=s) for s in (1, 2))
+    assert np.array_equal(pan.frames, pan_shrunk.frames)
+    with pytest.raises(ValueError, match="shrink must be >= 1"):
+        load_sources([frames_dir], 8, shrink=0)
+
+
 def test_bicubic_baseline_is_aligned_with_bd_sampling():
     from vsrestore.training.degrade import bd_downsample
     from vsrestore.evaluation.evaluate import bicubic_up

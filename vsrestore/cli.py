@@ -344,6 +344,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     tr.add_argument("--seed", type=count, default=0)
     tr.add_argument("--device", default="auto")
     tr.add_argument("--max-frames", type=positive, default=32, help="frames read per clip")
+    tr.add_argument("--shrink-videos", type=positive, default=1,
+                    help="area-average the training videos by this factor (default 1), e.g. 2 to hide a lossy "
+                         "source's own coding artifacts from the ground truth; stills are panned at half size anyway")
     tr.add_argument("--val-every", type=positive, default=100)
     tr.add_argument("--checkpoint-minutes", type=_bounded(float, 0, above=True), default=2.0)
     tr.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
@@ -553,7 +556,7 @@ def run_train(args: argparse.Namespace) -> int:
     settings = TrainSettings(
         task=args.task, out=args.out, data=args.data, val_data=args.val_data, config=args.config,
         steps=args.steps, minutes=args.minutes, batch=args.batch, patch=args.patch, lr=args.lr,
-        seed=args.seed, device=args.device, max_frames=args.max_frames, val_every=args.val_every,
+        seed=args.seed, device=args.device, max_frames=args.max_frames, shrink_videos=args.shrink_videos, val_every=args.val_every,
         checkpoint_minutes=args.checkpoint_minutes, precision=args.precision, threads=args.threads,
         init=args.init, ema=args.ema, loss=args.loss, adam_eps=args.adam_eps, task_options=task_options(args),
     )

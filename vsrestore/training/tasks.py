@@ -151,6 +151,19 @@ class Task:
         """The network config a fresh run builds from ``config``, matched to this task's options."""
         return config
 
+    def frame_size(self, item: Any) -> tuple[int, int]:
+        """(height, width) of the input frames of a prepared sequence that a patch may cover."""
+        return item[0].shape[1:3]
+
+    def _draw(self, rng: np.random.Generator, patch: int) -> Any:
+        """A random prepared sequence that holds a ``patch``-sided crop. Smaller ones (a panned
+        still is half its photograph's size) sit out: they would otherwise forbid large patches."""
+        fitting = [item for item in self.prepared if min(self.frame_size(item)) >= patch]
+        if not fitting:
+            largest = max((self.frame_size(item) for item in self.prepared), key=min)
+            raise ValueError(f"patch {patch} is larger than every training frame (the largest is {largest[1]}x{largest[0]})")
+        return fitting[int(rng.integers(len(fitting)))]
+
     def _window(self, rng: np.random.Generator, length: int) -> list[int]:
         """A window of ``frames`` consecutive indices (clamped at the ends of short clips)."""
         start = int(rng.integers(0, max(length - self.frames, 0) + 1))
@@ -191,7 +204,7 @@ class MSTFNTask(Task):
         return [(low[..., ::-1].copy(), gt[..., ::-1].copy()) for low, gt in pairs]  # B, G, R like the authors
 
     def sample(self, rng: np.random.Generator, patch: int) -> Pair:
-        low, gt = self.prepared[int(rng.integers(len(self.prepared)))]
+        low, gt = self._draw(rng, patch)
         idx = self._window(rng, low.shape[0])
         y, x = _crop(rng, low.shape[1:3], patch)
         inp = torch.from_numpy(low[idx, y : y + patch, x : x + patch].astype(np.float32) / 65535.0)
@@ -219,7 +232,7 @@ class STIFNTask(Task):
         return decoded.y, original.y
 
     def sample(self, rng: np.random.Generator, patch: int) -> Pair:
-        dec, gt = self.prepared[int(rng.integers(len(self.prepared)))]
+        dec, gt = self._draw(rng, patch)
         idx = self._window(rng, dec.shape[0])
         y, x = _crop(rng, dec.shape[1:3], patch)
         inp = torch.from_numpy(dec[idx, y : y + patch, x : x + patch].astype(np.float32) / 255.0)
@@ -248,8 +261,12 @@ class MSITFTask(Task):
             return config
         return replace(config, lr_grid="corner" if self.options["degradation"] == "bd" else "centre")
 
+    def frame_size(self, item: tuple[np.ndarray, np.ndarray]) -> tuple[int, int]:
+        h, w = item[0].shape[1:3]
+        return h - 1, w - 1  # a flipped BD axis crops one pixel later (see sample)
+
     def sample(self, rng: np.random.Generator, patch: int) -> Pair:
-        lr, hr = self.prepared[int(rng.integers(len(self.prepared)))]
+        lr, hr = self._draw(rng, patch)
         idx = self._window(rng, hr.shape[0])
         choice = draw_augmentation(rng)
         # BD keeps pixel 0 of each 4x4 block: low-resolution pixel i sits on high-resolution pixel

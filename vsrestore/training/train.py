@@ -53,6 +53,7 @@ class TrainSettings:
     seed: int = 0
     device: str = "auto"
     max_frames: int | None = 32
+    shrink_videos: int = 1  # training videos area-averaged by this factor (stills are panned at half size)
     val_every: int = 100
     checkpoint_minutes: float = 2.0
     precision: str = "auto"  # "auto", "fp32", "bf16", "fp16" (CUDA only)
@@ -431,7 +432,7 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
 
     task = make_task(settings.task, **settings.task_options)
     cache = out.parent / "encode-cache"
-    task.prepare(load_sources(settings.data, settings.max_frames), cache)
+    task.prepare(load_sources(settings.data, settings.max_frames, settings.shrink_videos), cache)
     val = make_task(settings.task, **settings.task_options)
     val.prepare(load_sources(settings.val_data or settings.data, settings.max_frames), cache)
     arch = get_arch(task.arch)
