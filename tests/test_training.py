@@ -25,7 +25,7 @@ def frames_dir(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "task, options, patch",
-    [("mstfn", ["--in-bits", "6"], 16), ("stifn", ["--qp", "37"], 16),
+    [("mstfn", ["--in-bits", "6"], 16), ("stifn", ["--qp", "37", "--shrink-videos", "2"], 16),
      ("msitf", ["--degradation", "bd", "--loss", "mse", "--adam-eps", "1e-12"], 8)],
 )
 def test_train_resume_export_load_and_evaluate(tmp_path, frames_dir, task, options, patch):
@@ -36,6 +36,7 @@ def test_train_resume_export_load_and_evaluate(tmp_path, frames_dir, task, optio
     first = torch.load(run / "last.pt", weights_only=False)
     assert first["step"] == 2
     assert first["optimizer"]["param_groups"][0]["eps"] == (1e-12 if "--adam-eps" in options else 1e-8)
+    assert first["settings"]["shrink_videos"] == (2 if "--shrink-videos" in options else 1)
     assert 0 < first["history"][0]["baseline_psnr"] < 100
     assert "the classical baseline:" in (run / "train.log").read_text()
     weights = tmp_path / f"{task}.safetensors"
