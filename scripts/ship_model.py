@@ -44,8 +44,8 @@ PRECISIONS = ("fp32", "bf16")
 def precision_gap(results_json: Path, task: str, precisions: tuple[str, ...]) -> str:
     """A sentence giving the average PSNR difference between the bf16 and fp32 rows."""
     if "bf16" not in precisions:
-        return ("bf16 inference not measured (evaluated in fp32 only, as on a CPU without native bf16, where "
-                "the filters refuse bf16); rerun this script on an AMX or AVX512-BF16 CPU to measure it.")
+        return ("bf16 inference not measured (evaluated with --precisions fp32 only; the filters refuse bf16 on a "
+                "CPU without native bf16); rerun this script on an AMX or AVX512-BF16 CPU to measure it.")
     rows = json.loads(results_json.read_text())
 
     def average(precision: str, key: str) -> float:
