@@ -123,6 +123,15 @@ def test_default_model_is_the_shipped_qp37_one():
     assert frame_bytes(default) != frame_bytes(clip.get_frame(3))
 
 
+def test_every_qp_of_the_contract_has_a_shipped_default():
+    # issue 11's contracts: QP 37, 32, 27 and 22 pick their own model; QPs between pick the nearest
+    expected = {20: 22, 22: 22, 24: 22, 25: 27, 27: 27, 29: 27, 30: 32, 32: 32, 34: 32, 35: 37, 37: 37, 39: 37}
+    assert {qp: default_model(qp, "lite") for qp in expected} == {qp: f"stifn_qp{q}" for qp, q in expected.items()}
+    for qp in (19, 40):
+        with pytest.raises(vs.Error, match=rf"within 2 of qp={qp} \(trained QPs: 22, 27, 32, 37;"):
+            vsrestore.stifn(noise_yuv(), qp=qp)
+
+
 @pytest.mark.parametrize(
     "clip, kwargs, match",
     [

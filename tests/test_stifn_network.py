@@ -132,3 +132,42 @@ def test_onnx_export(tmp_path: Path) -> None:
                           "centre": {0: "batch", 2: "height", 3: "width"}},
         )
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def _random(config: STIFNConfig, seed: int) -> STIFN:
+    torch.manual_seed(seed)
+    model = STIFN(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.05)
+    return model
+
+
+def test_grown_network_computes_the_same_function() -> None:
+    narrow = _random(PRESETS["lite"], 0)
+    wide = _random(PRESETS["medium"], 1)  # its own weights stand in for the new channels' init
+    wide.load_narrower(narrow.state_dict())
+    x = torch.rand(2, 7, 24, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = narrow(x, clamp=False)
+        assert (expected - x[:, 3:4]).abs().mean() > 1e-3  # the narrow network does something
+        torch.testing.assert_close(wide(x, clamp=False), expected, rtol=0, atol=1e-6)
+    # the new channels still learn: their weights into the old ones are zero, not frozen
+    assert wide.body[0].conv1.weight[:16, 16:].abs().max() == 0
+    assert wide.body[2].conv2.weight.abs().max() == 0
+    assert wide.body[0].conv1.weight[16:].abs().min() > 0
+
+
+@pytest.mark.parametrize(
+    ("old", "match"),
+    [
+        (PRESETS["medium"], "cannot grow"),  # narrower
+        (STIFNConfig(features_3d=8, num_res3d=1, features_fused=16, features_qe=16, num_qe_mid=2), "head's depth"),
+        (STIFNConfig(frames=5, features_3d=16, num_res3d=2, features_fused=64, features_qe=64), "window"),
+    ],
+)
+def test_growing_refuses_what_does_not_embed(old: STIFNConfig, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        STIFN(PRESETS["lite"]).load_narrower(STIFN(old).state_dict())
+    with pytest.raises(ValueError, match="not a STIFN"):
+        STIFN(PRESETS["lite"]).load_narrower({"conv.weight": torch.zeros(1)})

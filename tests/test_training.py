@@ -285,3 +285,20 @@ def test_a_resumed_run_follows_its_new_schedule_length():
     sched.step()  # and the scheduler goes on along the longer cosine
     assert opt.param_groups[0]["lr"] == pytest.approx(cosine_lr(1e-3, 1e-5, 5, 8))
 
+
+
+def test_init_grows_a_narrower_stifn_and_refuses_what_does_not_fit(tmp_path, frames_dir, capsys):
+    common = ["train", "--task", "stifn", "--data", str(frames_dir), "--batch", "2", "--patch", "16",
+              "--val-every", "1", "--steps", "1", "--threads", "1"]
+    assert cli([*common, "--config", "lite", "--out", str(tmp_path / "lite")]) == 0
+    lite = tmp_path / "lite" / "last.pt"
+    assert cli([*common, "--config", "medium", "--init", str(lite), "--out", str(tmp_path / "medium")]) == 0
+    log = (tmp_path / "medium" / "train.log").read_text()
+    assert "grown into config 'medium' (the same function)" in log
+    # the grown network starts where the narrow one stopped: the same validation PSNR
+    val = [torch.load(tmp_path / run / "last.pt", weights_only=False)["history"] for run in ("lite", "medium")]
+    assert val[1][0]["step"] == 0 and val[1][0]["val_psnr"] == pytest.approx(val[0][-1]["val_psnr"], abs=0.01)
+    capsys.readouterr()
+    assert cli([*common, "--config", "tiny", "--init", str(lite), "--out", str(tmp_path / "tiny")]) == 1
+    err = capsys.readouterr().err
+    assert "does not fit stifn config 'tiny' and cannot grow into it:" in err and "head's depth" in err, err

@@ -439,12 +439,22 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
     # A resumed run rebuilds the network it saved, even if the preset of that name changed since.
     net = arch.build(task.fit_config(arch.resolve_config(settings.config)) if state is None else state["config"])
     if state is None and settings.init:
+        weights = initial_weights(settings.init)
         try:
-            net.load_state_dict(initial_weights(settings.init))
+            net.load_state_dict(weights)
+            log.info("starting from the weights of %s", settings.init)
         except RuntimeError as exc:  # missing, unexpected or misshaped keys
-            raise ValueError(f"--init {settings.init} does not fit {task.arch} config {settings.config!r}: "
-                             f"{_first_line(exc)}") from None
-        log.info("starting from the weights of %s", settings.init)
+            if not hasattr(net, "load_narrower"):
+                raise ValueError(f"--init {settings.init} does not fit {task.arch} config {settings.config!r}: "
+                                 f"{_first_line(exc)}") from None
+            init_for_training(net, task.residual_start())  # the new channels' init
+            try:
+                net.load_narrower(weights)
+            except ValueError as grow_exc:
+                raise ValueError(f"--init {settings.init} does not fit {task.arch} config {settings.config!r} "
+                                 f"and cannot grow into it: {grow_exc}") from None
+            log.info("starting from the weights of %s, grown into config %r (the same function)",
+                     settings.init, settings.config)
     elif state is None:
         # on the CPU: the network moves to its device after its init
         sample, _ = batch(task, np.random.default_rng(settings.seed + 1), settings.batch, settings.patch,
