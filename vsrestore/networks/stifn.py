@@ -92,8 +92,8 @@ PRESETS: dict[str, STIFNConfig] = {
         features_3d=16, num_res3d=2, features_fused=64, features_qe=64, num_qe_mid=8, negative_slope=0.1
     ),
     # ``lite`` with a wider and deeper 3D part (24 channels, 3 blocks: about 1.0 M multiply-adds per
-    # pixel), grown from a trained ``lite`` (:meth:`STIFN.load_narrower`): ``lite``'s validation at
-    # QP 37 was flat from its first 1,000 steps on clean truth, and so was its training loss.
+    # pixel), grown from a trained ``lite`` (:meth:`STIFN.load_narrower`) when ``lite`` had flattened
+    # at QP 37. It stayed as flat (docs/training.md), so none ships; the recipe keeps it.
     "medium": STIFNConfig(
         features_3d=24, num_res3d=3, features_fused=64, features_qe=64, num_qe_mid=8, negative_slope=0.1
     ),
