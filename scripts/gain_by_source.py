@@ -22,8 +22,6 @@ from vsrestore.training.sources import load_sources
 from vsrestore.training.tasks import make_task
 from vsrestore.training.train import batch, forward, read_training_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
