@@ -3,7 +3,7 @@
 # Runs live in checkpoints/<model>/ (last.pt, train.log; committed so that the next session
 # resumes them); the x265 encode cache in checkpoints/encode-cache/ is not committed.
 # Usage: scripts/train_shipped.sh MODEL MINUTES [THREADS]    e.g. scripts/train_shipped.sh stifn_qp37 60 1
-# MODEL: mstfn_8bit, mstfn_8bit_bars, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp37_clean, stifn_medium_qp37, stifn_qp37_video, stifn_qp32, stifn_qp27, stifn_qp22, msitf, msitf_p48
+# MODEL: mstfn_8bit, mstfn_8bit_bars, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp37_clean, stifn_medium_qp37, stifn_qp37_video, stifn_qp32, stifn_qp27, stifn_qp22, stifn_qp{37,32,27,22}_motion, stifn_qp37_strided, stifn_qp37_pans, msitf, msitf_p48
 # Rerunning resumes; MINUTES is the run's total budget (summed over resumes), so raise it to go on.
 # STEPS=N overrides the length of the cosine schedule (a resumed run follows the new length: a
 # shorter one anneals the learning rate now, a longer one raises it again).
@@ -72,6 +72,23 @@ case "$model" in
         vsr train --task stifn --config lite --qp "$qp" --init "checkpoints/$from/last.pt" --shrink-videos 2 \
             --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse --steps "${STEPS:-4000}" --lr 1e-4 \
             --val-every 250 "${common[@]}" ;;
+    stifn_qp37_motion|stifn_qp32_motion|stifn_qp27_motion|stifn_qp22_motion)  # each QP's model fine-tuned with the
+        # stills panned like video (a sway, a moving object, sensor noise): on rigid pans it had learnt to average
+        # the codings of one picture, gaining +0.5..+2.8 dB there and +0.1..+0.3 on real video (docs/training.md)
+        qp="${model#stifn_qp}"; qp="${qp%_motion}"; from="stifn_qp$qp"; [ "$qp" = 37 ] && from=stifn_qp37_clean
+        vsr train --task stifn --config lite --qp "$qp" --init "checkpoints/$from/last.pt" --shrink-videos 2 \
+            --pan-motion video --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse \
+            --steps "${STEPS:-5000}" --lr "$([ "$qp" = 37 ] && echo 2e-4 || echo 1e-4)" --val-every 250 "${common[@]}" ;;
+    stifn_qp37_strided)  # the clean QP 37 model fine-tuned with every training video also at stride 2: the videos
+        # are area-averaged 2x, which halves their motion; stride 2 restores it, and its frames are coded anew
+        vsr train --task stifn --config lite --qp 37 --init checkpoints/stifn_qp37_clean/last.pt --shrink-videos 2 \
+            --strides 1 2 --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse \
+            --steps "${STEPS:-4000}" --lr 2e-4 --val-every 250 "${common[@]}" ;;
+    stifn_qp37_pans)  # the clean QP 37 model fine-tuned with each photograph as five 24-frame pans on their own
+        # paths instead of one of 120 frames: up to 4x the speed (2 px a frame), in five directions
+        vsr train --task stifn --config lite --qp 37 --init checkpoints/stifn_qp37_clean/last.pt --shrink-videos 2 \
+            --pan-frames 24 --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse \
+            --steps "${STEPS:-4000}" --lr 2e-4 --val-every 250 "${common[@]}" ;;
     msitf)  # a fresh network shrinks its residual to nothing and stays there (300 steps at lr 2e-4, eps 1e-8, with
         # Charbonnier or MSE); MSE with Adam's eps at 1e-12 and lr 5e-4 was the first to leave it (docs/training.md)
         vsr train --task msitf --config small --degradation bd --data "${train_rgb[@]}" --batch 4 --patch 24 \

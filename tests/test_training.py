@@ -25,7 +25,7 @@ def frames_dir(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "task, options, patch",
-    [("mstfn", ["--in-bits", "6"], 16), ("stifn", ["--qp", "37", "--shrink-videos", "2"], 16),
+    [("mstfn", ["--in-bits", "6"], 16), ("stifn", ["--qp", "37", "--shrink-videos", "2", "--strides", "1", "2", "--pan-motion", "video"], 16),
      ("msitf", ["--degradation", "bd", "--loss", "mse", "--adam-eps", "1e-12"], 8)],
 )
 def test_train_resume_export_load_and_evaluate(tmp_path, frames_dir, task, options, patch):
@@ -37,6 +37,8 @@ def test_train_resume_export_load_and_evaluate(tmp_path, frames_dir, task, optio
     assert first["step"] == 2
     assert first["optimizer"]["param_groups"][0]["eps"] == (1e-12 if "--adam-eps" in options else 1e-8)
     assert first["settings"]["shrink_videos"] == (2 if "--shrink-videos" in options else 1)
+    assert first["settings"]["strides"] == ([1, 2] if "--strides" in options else [1])
+    assert first["settings"]["pan_motion"] == ("video" if "--pan-motion" in options else "rigid")
     assert 0 < first["history"][0]["baseline_psnr"] < 100
     assert "the classical baseline:" in (run / "train.log").read_text()
     weights = tmp_path / f"{task}.safetensors"
@@ -217,6 +219,41 @@ def test_shrunk_videos_are_area_averaged_and_stills_are_not(frames_dir, tmp_path
     assert np.array_equal(pan.frames, pan_shrunk.frames)
     with pytest.raises(ValueError, match="shrink must be >= 1"):
         load_sources([frames_dir], 8, shrink=0)
+
+
+def test_strides_add_each_video_at_faster_motion_and_leave_stills_alone(frames_dir, tmp_path):
+    from vsrestore.training import data
+
+    (full,) = load_sources([frames_dir], 8)
+    one, two, three = load_sources([frames_dir], 8, strides=(1, 2, 3))
+    assert (one.name, two.name, three.name) == (full.name, f"{full.name}_s2", f"{full.name}_s3")
+    assert np.array_equal(one.frames, full.frames)
+    assert np.array_equal(two.frames, full.frames[[0, 2, 4, 6]]) and np.array_equal(three.frames, full.frames[[0, 3, 6]])
+    (shrunk_two,) = load_sources([frames_dir], 8, shrink=2, strides=(2,))
+    assert np.array_equal(shrunk_two.frames, load_sources([frames_dir], 8, shrink=2)[0].frames[::2])
+    data.write_image(tmp_path / "still.png", np.zeros((240, 320, 3), np.uint8))
+    assert [s.name for s in load_sources([tmp_path / "still.png"], 6, strides=(1, 2))] == ["still_pan"]
+    for bad in ((), (0,), (1, -2)):
+        with pytest.raises(ValueError, match="strides must be"):
+            load_sources([frames_dir], 8, strides=bad)
+
+
+def test_pan_frames_cut_a_still_into_several_faster_pans(tmp_path):
+    from vsrestore.training import data
+    from vsrestore.training.sources import pan_clip
+
+    image = np.random.default_rng(4).integers(0, 256, size=(240, 320, 3), dtype=np.uint8)
+    data.write_image(tmp_path / "still.png", image)
+    pans = load_sources([tmp_path / "still.png"], 20, pan_frames=8)
+    assert [p.name for p in pans] == ["still_pan0", "still_pan1", "still_pan2"]  # 3 x 8 frames fill 20
+    assert all(p.frames.shape[0] == 8 for p in pans)
+    (one,) = load_sources([tmp_path / "still.png"], 20)
+    seed = int.from_bytes(b"still.pn", "little")
+    assert np.array_equal(one.frames, pan_clip(image, 20, seed))
+    assert np.array_equal(pans[1].frames, pan_clip(image, 8, seed + 1))  # each pan on its own path
+    assert not np.array_equal(pans[0].frames, pans[1].frames)
+    with pytest.raises(ValueError, match="pan_frames must be >= 2"):
+        load_sources([tmp_path / "still.png"], 20, pan_frames=1)
 
 
 def test_bicubic_baseline_is_aligned_with_bd_sampling():

@@ -287,3 +287,55 @@ def test_a_still_image_becomes_a_panning_clip(tmp_path: Path) -> None:
     data.write_image(tmp_path / "still.png", image)
     (source,) = load_sources([tmp_path / "still.png"], max_frames=6)
     assert source.name == "still_pan" and source.frames.shape[0] == 6
+
+
+def test_a_still_panned_like_video_sways_carries_an_object_and_noise(tmp_path: Path) -> None:
+    pytest.importorskip("scipy")
+    from scipy import ndimage
+
+    from vsrestore.training.sources import load_sources, video_pan_clip
+
+    rng = np.random.default_rng(5)
+    smooth = ndimage.gaussian_filter(rng.normal(size=(240, 320, 3)), (2, 2, 0))
+    image = np.clip(128 + smooth / smooth.std() * 40, 0, 255).astype(np.uint8)
+
+    clip = video_pan_clip(image, frames=8, seed=2)
+    assert clip.dtype == np.uint8 and clip.shape[0] == 8 and clip.shape[3] == 3
+    assert np.array_equal(clip, video_pan_clip(image, frames=8, seed=2))  # the seed fixes everything
+    assert video_pan_clip(image.astype(np.uint16) * 257, frames=2, seed=2).dtype == np.uint16
+
+    # the noise draws its own numbers: without it the motion is the same, so the difference is
+    # the noise alone, zero-mean, at most 2 codes, and fresh in every frame
+    quiet = video_pan_clip(image, frames=8, seed=2, noise=0)
+    grain = clip.astype(np.float32) - quiet
+    assert abs(grain.mean()) < 0.05 and 0.2 < grain.std() < 2.1
+    assert not np.array_equal(grain[0], grain[1])
+
+    # without the object and the noise, the motion is still not rigid: the four quarters of a
+    # frame move by different amounts (phase correlation to 1/20 pixel); with sway=0 they do not
+    from skimage.registration import phase_cross_correlation
+
+    def spread_of_quarter_shifts(sway: float) -> float:
+        clip = video_pan_clip(image, frames=12, seed=2, sway=sway, objects=0, noise=0).astype(np.float32).mean(-1)
+        h, w = clip.shape[1] // 2, clip.shape[2] // 2
+        spreads = []
+        for t in range(1, 12):
+            shifts = np.array([phase_cross_correlation(clip[0, y : y + h, x : x + w], clip[t, y : y + h, x : x + w],
+                                                       upsample_factor=20)[0] for y in (0, h) for x in (0, w)])
+            spreads.append(float((shifts.max(0) - shifts.min(0)).max()))
+        return max(spreads)
+
+    assert spread_of_quarter_shifts(0) <= 0.3 and spread_of_quarter_shifts(1.5) >= 0.5
+
+    # an object crosses: with it, some pixels differ from the same clip without it
+    assert np.abs(video_pan_clip(image, frames=2, seed=2, noise=0).astype(int) - video_pan_clip(
+        image, frames=2, seed=2, objects=0, noise=0)).max() > 20
+    with pytest.raises(ValueError, match="too small"):
+        video_pan_clip(image[:60, :60], frames=12, seed=7)
+
+    data.write_image(tmp_path / "still.png", image)
+    (source,) = load_sources([tmp_path / "still.png"], max_frames=6, pan_motion="video")
+    assert source.name == "still_pan" and source.frames.shape[0] == 6
+    assert not np.array_equal(source.frames, load_sources([tmp_path / "still.png"], max_frames=6)[0].frames)
+    with pytest.raises(ValueError, match="pan_motion must be"):
+        load_sources([tmp_path / "still.png"], pan_motion="wobbly")  # type: ignore[arg-type]

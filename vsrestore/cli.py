@@ -347,6 +347,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     tr.add_argument("--shrink-videos", type=positive, default=1,
                     help="area-average the training videos by this factor (default 1), e.g. 2 to hide a lossy "
                          "source's own coding artifacts from the ground truth; stills are panned at half size anyway")
+    tr.add_argument("--pan-motion", choices=["rigid", "video"], default="rigid",
+                    help="how training stills move: rigid pans (default), or like video: a non-rigid sway, an "
+                         "object crossing on its own path and sensor noise")
+    tr.add_argument("--strides", type=positive, nargs="+", default=[1],
+                    help="temporal strides each training video is read at (default 1), e.g. 1 2: the same "
+                         "material with twice the motion, coded anew")
+    tr.add_argument("--pan-frames", type=positive, default=None,
+                    help="pan each training still in clips of this many frames, as many as fill --max-frames, each "
+                         "on its own path (default: one pan of --max-frames frames, slower the longer it is)")
     tr.add_argument("--val-every", type=positive, default=100)
     tr.add_argument("--checkpoint-minutes", type=_bounded(float, 0, above=True), default=2.0)
     tr.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
@@ -556,7 +565,9 @@ def run_train(args: argparse.Namespace) -> int:
     settings = TrainSettings(
         task=args.task, out=args.out, data=args.data, val_data=args.val_data, config=args.config,
         steps=args.steps, minutes=args.minutes, batch=args.batch, patch=args.patch, lr=args.lr,
-        seed=args.seed, device=args.device, max_frames=args.max_frames, shrink_videos=args.shrink_videos, val_every=args.val_every,
+        seed=args.seed, device=args.device, max_frames=args.max_frames, shrink_videos=args.shrink_videos,
+        pan_motion=args.pan_motion, strides=args.strides, pan_frames=args.pan_frames,
+        val_every=args.val_every,
         checkpoint_minutes=args.checkpoint_minutes, precision=args.precision, threads=args.threads,
         init=args.init, ema=args.ema, loss=args.loss, adam_eps=args.adam_eps, task_options=task_options(args),
     )
