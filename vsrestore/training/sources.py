@@ -16,7 +16,7 @@ import numpy as np
 
 from .data import read_frame_folder, read_image, read_raw_yuv, read_septuplet, read_video, vimeo_septuplets, yuv420_to_rgb
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v"}
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v", ".mpg", ".mpeg"}
 RAW_SUFFIXES = {".yuv", ".i420"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 PAN_FRAMES = 24  # frames of a panned still when no max_frames is given
