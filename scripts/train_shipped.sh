@@ -3,7 +3,7 @@
 # Runs live in checkpoints/<model>/ (last.pt, train.log; committed so that the next session
 # resumes them); the x265 encode cache in checkpoints/encode-cache/ is not committed.
 # Usage: scripts/train_shipped.sh MODEL MINUTES [THREADS]    e.g. scripts/train_shipped.sh stifn_qp37 60 1
-# MODEL: mstfn_8bit, mstfn_8bit_bars, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp37_clean, stifn_medium_qp37, stifn_qp37_video, stifn_qp32, stifn_qp27, stifn_qp22, stifn_qp{37,32,27,22}_motion, stifn_qp37_strided, stifn_qp37_pans, stifn_qp{37,32}_extra, msitf, msitf_p48
+# MODEL: mstfn_8bit, mstfn_8bit_bars, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp37_clean, stifn_medium_qp37, stifn_qp37_video, stifn_qp32, stifn_qp27, stifn_qp22, stifn_qp{37,32,27,22}_motion, stifn_qp37_strided, stifn_qp37_pans, stifn_qp{37,32,27,22}_extra, msitf, msitf_p48
 # Rerunning resumes; MINUTES is the run's total budget (summed over resumes), so raise it to go on.
 # STEPS=N overrides the length of the cosine schedule (a resumed run follows the new length: a
 # shorter one anneals the learning rate now, a longer one raises it again).
@@ -89,7 +89,7 @@ case "$model" in
         vsr train --task stifn --config lite --qp 37 --init checkpoints/stifn_qp37_clean/last.pt --shrink-videos 2 \
             --pan-frames 24 --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse \
             --steps "${STEPS:-4000}" --lr 2e-4 --val-every 250 "${common[@]}" ;;
-    stifn_qp37_extra|stifn_qp32_extra)  # each QP's model fine-tuned with five more real camera clips, which PyPI
+    stifn_qp37_extra|stifn_qp32_extra|stifn_qp27_extra|stifn_qp22_extra)  # each QP's model fine-tuned with five more real camera clips, which PyPI
         # packages bundle (scripts/fetch_training_video.py writes them to data/extra/)
         qp="${model#stifn_qp}"; qp="${qp%_extra}"; from="stifn_qp$qp"; [ "$qp" = 37 ] && from=stifn_qp37_clean
         extra=(data/extra/cityCC0.mpg data/extra/vtest.avi data/extra/box.mp4 data/extra/cup.mp4 data/extra/jwpIntro.mp4)
