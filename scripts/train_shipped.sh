@@ -74,7 +74,8 @@ case "$model" in
             --val-every 250 "${common[@]}" ;;
     stifn_qp37_motion|stifn_qp32_motion|stifn_qp27_motion|stifn_qp22_motion)  # each QP's model fine-tuned with the
         # stills panned like video (a sway, a moving object, sensor noise): on rigid pans it had learnt to average
-        # the codings of one picture, gaining +0.5..+2.8 dB there and +0.1..+0.3 on real video (docs/training.md)
+        # the codings of one picture, gaining +0.5..+2.8 dB there and +0.1..+0.3 on real video. It made the held-out
+        # clips worse (QP 37: +0.07 dB against +0.19; docs/training.md, "More material for STIFN")
         qp="${model#stifn_qp}"; qp="${qp%_motion}"; from="stifn_qp$qp"; [ "$qp" = 37 ] && from=stifn_qp37_clean
         vsr train --task stifn --config lite --qp "$qp" --init "checkpoints/$from/last.pt" --shrink-videos 2 \
             --pan-motion video --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse \

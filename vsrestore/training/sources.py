@@ -52,6 +52,9 @@ def load_sources(
 
     Every video also becomes one clip per temporal stride in ``strides`` (its frames ``::stride``,
     named ``<name>_s<stride>`` above 1): faster motion of the same material, coded anew.
+    A still becomes one pan of ``max_frames`` frames, or with ``pan_frames`` as many pans of that
+    length as fill ``max_frames`` (``<stem>_pan<k>``), each on its own path: shorter pans may move
+    faster (a pan may cross a quarter of the photograph) and in more directions.
 
     ``shrink`` > 1 area-averages every video (files, frame folders, raw YUV) by that factor; stills
     are panned at half their size whatever it is, rigidly (:func:`pan_clip`) or with the local
