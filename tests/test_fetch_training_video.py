@@ -33,7 +33,7 @@ def test_member_reads_a_wheel_and_an_sdist_under_its_top_folder() -> None:
 
 def test_every_clip_is_pinned_and_none_is_an_evaluation_clip() -> None:
     names = [clip[0] for clip in fetch.CLIPS]
-    assert len(set(names)) == len(names) == 5
+    assert len(set(names)) == len(names) == 6
     for filename, package, version, kind, path, sha256, about in fetch.CLIPS:
         assert kind in ("sdist", "wheel") and len(sha256) == 64 and int(sha256, 16) >= 0
         assert path.endswith(filename) and version[0].isdigit() and about

@@ -25,7 +25,7 @@ def frames_dir(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "task, options, patch",
-    [("mstfn", ["--in-bits", "6"], 16), ("stifn", ["--qp", "37", "--shrink-videos", "2", "--strides", "1", "2", "--pan-motion", "video"], 16),
+    [("mstfn", ["--in-bits", "6", "--video-segments", "2"], 16), ("stifn", ["--qp", "37", "--shrink-videos", "2", "--strides", "1", "2", "--pan-motion", "video"], 16),
      ("msitf", ["--degradation", "bd", "--loss", "mse", "--adam-eps", "1e-12"], 8)],
 )
 def test_train_resume_export_load_and_evaluate(tmp_path, frames_dir, task, options, patch):
@@ -39,6 +39,7 @@ def test_train_resume_export_load_and_evaluate(tmp_path, frames_dir, task, optio
     assert first["settings"]["shrink_videos"] == (2 if "--shrink-videos" in options else 1)
     assert first["settings"]["strides"] == ([1, 2] if "--strides" in options else [1])
     assert first["settings"]["pan_motion"] == ("video" if "--pan-motion" in options else "rigid")
+    assert first["settings"]["video_segments"] == (2 if "--video-segments" in options else 1)
     assert 0 < first["history"][0]["baseline_psnr"] < 100
     assert "the classical baseline:" in (run / "train.log").read_text()
     weights = tmp_path / f"{task}.safetensors"
@@ -236,6 +237,29 @@ def test_strides_add_each_video_at_faster_motion_and_leave_stills_alone(frames_d
     for bad in ((), (0,), (1, -2)):
         with pytest.raises(ValueError, match="strides must be"):
             load_sources([frames_dir], 8, strides=bad)
+
+
+def test_video_segments_read_a_long_video_on_as_further_clips(frames_dir, tmp_path):
+    from vsrestore.training import data
+
+    (full,) = load_sources([frames_dir], 8)
+    name = full.name
+    parts = load_sources([frames_dir], 3, segments=3)
+    assert [p.name for p in parts] == [name, f"{name}_seg1", f"{name}_seg2"]
+    for part, (start, stop) in zip(parts, [(0, 3), (3, 6), (6, 8)]):  # the 2-frame tail holds half of 3
+        assert np.array_equal(part.frames, full.frames[start:stop])
+    assert [p.frames.shape[0] for p in load_sources([frames_dir], 3, segments=2)] == [3, 3]  # up to 2 only
+    assert [p.frames.shape[0] for p in load_sources([frames_dir], 6, segments=2)] == [6]  # a 2-frame tail is not
+    assert [p.name for p in load_sources([frames_dir], 3, segments=2, strides=(1, 2))] == [
+        name, f"{name}_s2", f"{name}_seg1", f"{name}_seg1_s2"]
+    assert np.array_equal(load_sources([frames_dir], 4, shrink=2, segments=2)[1].frames,
+                          load_sources([frames_dir], 8, shrink=2)[0].frames[4:])
+    data.write_image(tmp_path / "still.png", np.zeros((240, 320, 3), np.uint8))
+    (still,) = load_sources([tmp_path / "still.png"], 6, segments=3)
+    assert still.name == "still_pan" and still.frames.shape[0] == 6
+    for frames, bad in ((8, 0), (None, 2)):
+        with pytest.raises(ValueError, match="segments must be >= 1"):
+            load_sources([frames_dir], frames, segments=bad)
 
 
 def test_pan_frames_cut_a_still_into_several_faster_pans(tmp_path):

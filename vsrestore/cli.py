@@ -356,6 +356,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     tr.add_argument("--pan-frames", type=positive, default=None,
                     help="pan each training still in clips of this many frames, as many as fill --max-frames, each "
                          "on its own path (default: one pan of --max-frames frames, slower the longer it is)")
+    tr.add_argument("--video-segments", type=positive, default=1,
+                    help="read each training video on past --max-frames, as up to this many clips of --max-frames "
+                         "frames each (default 1: its first --max-frames only)")
     tr.add_argument("--val-every", type=positive, default=100)
     tr.add_argument("--checkpoint-minutes", type=_bounded(float, 0, above=True), default=2.0)
     tr.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
@@ -567,7 +570,7 @@ def run_train(args: argparse.Namespace) -> int:
         steps=args.steps, minutes=args.minutes, batch=args.batch, patch=args.patch, lr=args.lr,
         seed=args.seed, device=args.device, max_frames=args.max_frames, shrink_videos=args.shrink_videos,
         pan_motion=args.pan_motion, strides=args.strides, pan_frames=args.pan_frames,
-        val_every=args.val_every,
+        video_segments=args.video_segments, val_every=args.val_every,
         checkpoint_minutes=args.checkpoint_minutes, precision=args.precision, threads=args.threads,
         init=args.init, ema=args.ema, loss=args.loss, adam_eps=args.adam_eps, task_options=task_options(args),
     )

@@ -46,9 +46,14 @@ def raw_geometry(path: Path) -> tuple[int, int, int]:
 
 def load_sources(
     paths: list[str | Path], max_frames: int | None = None, shrink: int = 1, pan_motion: PanMotion = "rigid",
-    strides: tuple[int, ...] = (1,), pan_frames: int | None = None,
+    strides: tuple[int, ...] = (1,), pan_frames: int | None = None, segments: int = 1,
 ) -> list[Source]:
     """Read every clip under ``paths``; ``max_frames`` caps each clip's length.
+
+    With ``segments`` > 1 a longer video goes on: it gives up to that many clips of ``max_frames``
+    consecutive frames (the first keeps its name, the next are ``<name>_seg<k>``; a shorter last one
+    is kept if it holds at least half of ``max_frames``). Each segment is drawn from as often as any
+    clip: more of the real footage, and more weight to it against the panned stills.
 
     Every video also becomes one clip per temporal stride in ``strides`` (its frames ``::stride``,
     named ``<name>_s<stride>`` above 1): faster motion of the same material, coded anew.
@@ -66,28 +71,37 @@ def load_sources(
         raise ValueError(f"strides must be one or more integers >= 1, not {strides}")
     if pan_frames is not None and pan_frames < 2:
         raise ValueError(f"pan_frames must be >= 2, not {pan_frames}")
+    if segments < 1 or (segments > 1 and max_frames is None):
+        raise ValueError(f"segments must be >= 1 (above 1 only with max_frames given), not {segments}")
     if pan_motion not in ("rigid", "video"):
         raise ValueError(f"pan_motion must be 'rigid' or 'video', not {pan_motion!r}")
     pan = pan_clip if pan_motion == "rigid" else video_pan_clip
 
+    read_frames = max_frames * segments if max_frames is not None else None
+
     def video(name: str, frames: np.ndarray) -> list[Source]:
         frames = area_average(frames, shrink) if shrink > 1 else frames
-        return [Source(name if stride == 1 else f"{name}_s{stride}", frames[::stride]) for stride in strides]
+        parts = [(name, frames)] if max_frames is None else [
+            (name if k == 0 else f"{name}_seg{k}", frames[start : start + max_frames])
+            for k, start in enumerate(range(0, frames.shape[0], max_frames))
+            if k == 0 or frames.shape[0] - start >= max_frames / 2]
+        return [Source(part_name if stride == 1 else f"{part_name}_s{stride}", part[::stride])
+                for part_name, part in parts for stride in strides]
 
     sources: list[Source] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir() and (path.name == "sequences" or (path / "sequences").is_dir()):
             for folder in vimeo_septuplets(path):
-                sources += video(f"{folder.parent.name}_{folder.name}", read_septuplet(folder)[:max_frames])
+                sources += video(f"{folder.parent.name}_{folder.name}", read_septuplet(folder)[:read_frames])
         elif path.is_dir():
-            sources += video(path.name, read_frame_folder(path)[:max_frames])
+            sources += video(path.name, read_frame_folder(path)[:read_frames])
         elif path.suffix.lower() in VIDEO_SUFFIXES:
-            sources += video(path.stem, read_video(path, max_frames).frames)
+            sources += video(path.stem, read_video(path, read_frames).frames)
         elif path.suffix.lower() in RAW_SUFFIXES:
             width, height, bits = raw_geometry(path)
             y, u, v = read_raw_yuv(path, width, height, bits)
-            rgb = yuv420_to_rgb(y[:max_frames], u[:max_frames], v[:max_frames], bits=bits)
+            rgb = yuv420_to_rgb(y[:read_frames], u[:read_frames], v[:read_frames], bits=bits)
             peak, dtype = (255, np.uint8) if bits == 8 else (65535, np.uint16)
             sources += video(path.stem, np.rint(rgb * np.float32(peak)).astype(dtype))
         elif path.suffix.lower() in IMAGE_SUFFIXES:

@@ -57,6 +57,7 @@ class TrainSettings:
     pan_motion: str = "rigid"  # how stills move: "rigid" pans or "video" (sway, a moving object, noise)
     strides: list[int] = field(default_factory=lambda: [1])  # every training video once per temporal stride
     pan_frames: int | None = None  # stills as pans of this many frames (filling max_frames); None: one pan
+    video_segments: int = 1  # a long training video gives up to this many clips of max_frames frames
     val_every: int = 100
     checkpoint_minutes: float = 2.0
     precision: str = "auto"  # "auto", "fp32", "bf16", "fp16" (CUDA only)
@@ -436,7 +437,7 @@ def train(settings: TrainSettings, *, resume: bool = True) -> Path:
     task = make_task(settings.task, **settings.task_options)
     cache = out.parent / "encode-cache"
     task.prepare(load_sources(settings.data, settings.max_frames, settings.shrink_videos, settings.pan_motion,
-                              tuple(settings.strides), settings.pan_frames), cache)
+                              tuple(settings.strides), settings.pan_frames, settings.video_segments), cache)
     val = make_task(settings.task, **settings.task_options)
     val.prepare(load_sources(settings.val_data or settings.data, settings.max_frames), cache)
     arch = get_arch(task.arch)
