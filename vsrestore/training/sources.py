@@ -128,22 +128,11 @@ def pan_clip(image: np.ndarray, frames: int, seed: int, max_speed: float = 2.0) 
     the image) drifts a little from frame to frame;
     ``seed`` fixes the path. The area average keeps 8-bit images 8-bit (rounded) and 16-bit ones 16-bit.
     """
-    rng = np.random.default_rng(seed)
-    height, width = image.shape[:2]
-    # the path may use a quarter of the image's shorter side, so long clips pan more slowly
-    max_speed = min(max_speed, min(height, width) / 4 / (2 * frames))
-    travel = int(np.ceil(2 * max_speed * frames)) + 2  # full-size pixels the crop may move
-    crop_h, crop_w = (height - travel) // 2 * 2, (width - travel) // 2 * 2
-    if crop_h < 64 or crop_w < 64:
-        raise ValueError(f"a {width}x{height} image is too small to pan {frames} frames across")
-    velocity = rng.uniform(-max_speed, max_speed, size=2) * 2  # full-size pixels per frame
-    position = np.array([travel / 2, travel / 2]) - velocity * (frames - 1) / 2
+    speed, travel, crop_h, crop_w = _pan_geometry(image.shape[:2], frames, max_speed)
+    path = _camera_path(np.random.default_rng(seed), frames, speed, travel)
     out = np.empty((frames, crop_h // 2, crop_w // 2, 3), dtype=image.dtype)
-    for t in range(frames):
-        y, x = np.clip(np.rint(position), 0, travel).astype(int)
+    for t, (y, x) in enumerate(np.rint(path).astype(int)):
         out[t] = area_average(image[y : y + crop_h, x : x + crop_w], 2)
-        velocity = np.clip(velocity + rng.normal(0, 0.1 * max_speed, size=2), -2 * max_speed, 2 * max_speed)
-        position = position + velocity
     return out
 
 
@@ -170,12 +159,8 @@ def video_pan_clip(
 
     rng = np.random.default_rng(seed)
     height, width = image.shape[:2]
-    max_speed = min(max_speed, min(height, width) / 4 / (2 * frames))
     margin = int(np.ceil(2 * sway)) + 2  # full-size pixels the sway may reach past the crop
-    travel = int(np.ceil(2 * max_speed * frames)) + 2
-    crop_h, crop_w = (height - travel - 2 * margin) // 2 * 2, (width - travel - 2 * margin) // 2 * 2
-    if crop_h < 64 or crop_w < 64:
-        raise ValueError(f"a {width}x{height} image is too small to pan {frames} frames across")
+    speed, travel, crop_h, crop_w = _pan_geometry((height, width), frames, max_speed, margin)
     peak = float(np.iinfo(image.dtype).max)
     channels = [ndimage.spline_filter(image[..., c].astype(np.float32), order=3) for c in range(3)]
 
@@ -197,12 +182,11 @@ def video_pan_clip(
     noise_rng = np.random.default_rng([seed, 1])
     sigma = noise_rng.uniform(0, noise) * peak / 255
 
-    velocity = rng.uniform(-max_speed, max_speed, size=2) * 2
-    position = np.array([travel / 2, travel / 2]) - velocity * (frames - 1) / 2 + margin
+    path = _camera_path(rng, frames, speed, travel, margin)
     grid = np.mgrid[0:crop_h, 0:crop_w].astype(np.float32)
     out = np.empty((frames, crop_h // 2, crop_w // 2, 3), dtype=image.dtype)
     for t in range(frames):
-        coords = grid + np.clip(position, margin, travel + margin).astype(np.float32)[:, None, None]
+        coords = grid + path[t].astype(np.float32)[:, None, None]
         for field, rate, phase in modes:
             coords += field * np.float32(np.sin(rate * t + phase))
         frame = np.stack([ndimage.map_coordinates(ch, coords, order=3, prefilter=False, mode="nearest")
@@ -215,15 +199,38 @@ def video_pan_clip(
         if sigma > 0:
             half += noise_rng.normal(0, sigma, size=half.shape).astype(np.float32)
         out[t] = np.clip(np.rint(half), 0, peak).astype(image.dtype)
-
-        velocity = np.clip(velocity + rng.normal(0, 0.1 * max_speed, size=2), -2 * max_speed, 2 * max_speed)
-        position = position + velocity
         for mover in movers:
             limit = np.array([crop_h, crop_w], dtype=float) - len(mover[0])
             mover[2] = mover[2] + mover[3]
             mover[3] = np.where((mover[2] < 0) | (mover[2] > limit), -mover[3], mover[3])
             mover[2] = np.clip(mover[2], 0, limit)
     return out
+
+
+def _pan_geometry(size: tuple[int, int], frames: int, max_speed: float, margin: int = 0) -> tuple[float, int, int, int]:
+    """A pan across a still of ``size`` (H, W): its top speed in output pixels per frame (the path may
+    use a quarter of the shorter side, so long clips pan more slowly), the full-size pixels its crop
+    may travel, and the crop's even height and width with ``margin`` pixels left free on every side."""
+    height, width = size
+    speed = min(max_speed, min(height, width) / 4 / (2 * frames))
+    travel = int(np.ceil(2 * speed * frames)) + 2
+    crop_h, crop_w = (height - travel - 2 * margin) // 2 * 2, (width - travel - 2 * margin) // 2 * 2
+    if crop_h < 64 or crop_w < 64:
+        raise ValueError(f"a {width}x{height} image is too small to pan {frames} frames across")
+    return speed, travel, crop_h, crop_w
+
+
+def _camera_path(rng: np.random.Generator, frames: int, speed: float, travel: int, margin: int = 0) -> np.ndarray:
+    """The crop's top-left corner in each frame (frames, 2), in ``margin .. margin + travel``: a
+    velocity of up to ``speed`` output pixels per frame that drifts a little from frame to frame."""
+    velocity = rng.uniform(-speed, speed, size=2) * 2  # full-size pixels per frame
+    position = np.array([travel / 2, travel / 2]) - velocity * (frames - 1) / 2
+    path = np.empty((frames, 2))
+    for t in range(frames):
+        path[t] = np.clip(position, 0, travel) + margin
+        velocity = np.clip(velocity + rng.normal(0, 0.1 * speed, size=2), -2 * speed, 2 * speed)
+        position = position + velocity
+    return path
 
 
 def area_average(frames: np.ndarray, factor: int) -> np.ndarray:
