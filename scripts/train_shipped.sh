@@ -3,7 +3,7 @@
 # Runs live in checkpoints/<model>/ (last.pt, train.log; committed so that the next session
 # resumes them); the x265 encode cache in checkpoints/encode-cache/ is not committed.
 # Usage: scripts/train_shipped.sh MODEL MINUTES [THREADS]    e.g. scripts/train_shipped.sh stifn_qp37 60 1
-# MODEL: mstfn_8bit, mstfn_8bit_bars, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp37_clean, stifn_medium_qp37, stifn_qp37_video, stifn_qp32, stifn_qp27, stifn_qp22, stifn_qp{37,32,27,22}_motion, stifn_qp37_strided, stifn_qp37_pans, stifn_qp{37,32,27,22}_extra, stifn_qp{37,32,27,22}_long, msitf, msitf_p48
+# MODEL: mstfn_8bit, mstfn_8bit_bars, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp37_clean, stifn_medium_qp37, stifn_qp37_video, stifn_qp32, stifn_qp27, stifn_qp22, stifn_qp{37,32,27,22}_motion, stifn_qp37_strided, stifn_qp37_pans, stifn_qp{37,32,27,22}_extra, stifn_qp{37,32,27,22}_long, stifn_qp{37,32,27,22}_more, stifn_qp37_p112, msitf, msitf_p48
 # Rerunning resumes; MINUTES is the run's total budget (summed over resumes), so raise it to go on.
 # STEPS=N overrides the length of the cosine schedule (a resumed run follows the new length: a
 # shorter one anneals the learning rate now, a longer one raises it again).
@@ -34,9 +34,9 @@ case "$model" in mstfn_*|stifn_*) MAX_FRAMES="${MAX_FRAMES:-120}" ;; esac
 common=(--out "checkpoints/$model" --minutes "$minutes" --threads "$threads" --max-frames "${MAX_FRAMES:-48}"
         --checkpoint-minutes 3 --val-data "$val")
 vsr() { ./dev python -m vsrestore.cli "$@"; }
-# the real camera clips of scripts/fetch_training_video.py (the *_extra recipes use the first five)
+# the real camera clips of scripts/fetch_training_video.py (the *_extra recipes use the first five, *_long six)
 camera_clips=(data/extra/cityCC0.mpg data/extra/vtest.avi data/extra/box.mp4 data/extra/cup.mp4 data/extra/jwpIntro.mp4
-              data/extra/tree.avi)
+              data/extra/tree.avi data/extra/testMovie.mp4)
 require() { for clip in "$@"; do [ -f "$clip" ] || { echo "$clip missing: run scripts/fetch_training_video.py" >&2; exit 1; }; done; }
 case "$model" in
     stifn_qp37)
@@ -105,10 +105,23 @@ case "$model" in
         # footage: every video read on past --max-frames as up to 6 clips of 120 frames (vtest.avi alone gives 6), and
         # OpenCV's tree.avi: 52 clips, 34 of them real camera video (22 of 40 before)
         qp="${model#stifn_qp}"; qp="${qp%_long}"
-        extra=("${camera_clips[@]}"); require "${extra[@]}"
+        extra=("${camera_clips[@]:0:6}"); require "${extra[@]}"
         vsr train --task stifn --config lite --qp "$qp" --init "checkpoints/stifn_qp${qp}_extra/last.pt" --shrink-videos 2 \
             --video-segments 6 --data "${train_rgb[@]}" "${extra[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse \
             --steps "${STEPS:-3000}" --lr "$([ "$qp" = 37 ] && echo 2e-4 || echo 1e-4)" --val-every 250 "${common[@]}" ;;
+    stifn_qp37_more|stifn_qp32_more|stifn_qp27_more|stifn_qp22_more)  # each *_long run fine-tuned with PsychoPy's
+        # testMovie.mp4 added (another webcam recording, 237 frames: 2 more clips, 54 in all, 36 of them real video)
+        qp="${model#stifn_qp}"; qp="${qp%_more}"
+        require "${camera_clips[@]}"
+        vsr train --task stifn --config lite --qp "$qp" --init "checkpoints/stifn_qp${qp}_long/last.pt" --shrink-videos 2 \
+            --video-segments 6 --data "${train_rgb[@]}" "${camera_clips[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 \
+            --loss mse --steps "${STEPS:-2500}" --lr "$([ "$qp" = 37 ] && echo 1e-4 || echo 5e-5)" --val-every 250 "${common[@]}" ;;
+    stifn_qp37_p112)  # stifn_qp37_more on 112x112 patches, batch 3 (15 % more pixels a step): STIFN lite sees 15 px
+        # around a pixel, so on 64x64 patches 72 % of the scored pixels see a padded border, on 112x112 46 %
+        require "${camera_clips[@]}"
+        vsr train --task stifn --config lite --qp 37 --init checkpoints/stifn_qp37_long/last.pt --shrink-videos 2 \
+            --video-segments 6 --data "${train_rgb[@]}" "${camera_clips[@]}" "${stifn_extra[@]}" --batch 3 --patch 112 \
+            --loss mse --steps "${STEPS:-2500}" --lr 1e-4 --val-every 250 "${common[@]}" ;;
     msitf)  # a fresh network shrinks its residual to nothing and stays there (300 steps at lr 2e-4, eps 1e-8, with
         # Charbonnier or MSE); MSE with Adam's eps at 1e-12 and lr 5e-4 was the first to leave it (docs/training.md)
         vsr train --task msitf --config small --degradation bd --data "${train_rgb[@]}" --batch 4 --patch 24 \
