@@ -3,7 +3,7 @@
 # Runs live in checkpoints/<model>/ (last.pt, train.log; committed so that the next session
 # resumes them); the x265 encode cache in checkpoints/encode-cache/ is not committed.
 # Usage: scripts/train_shipped.sh MODEL MINUTES [THREADS]    e.g. scripts/train_shipped.sh stifn_qp37 60 1
-# MODEL: mstfn_8bit, mstfn_8bit_bars, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp37_clean, stifn_medium_qp37, stifn_qp37_video, stifn_qp32, stifn_qp27, stifn_qp22, stifn_qp{37,32,27,22}_motion, stifn_qp37_strided, stifn_qp37_pans, stifn_qp{37,32,27,22}_extra, stifn_qp{37,32,27,22}_long, stifn_qp{37,32,27,22}_more, stifn_qp37_p112, msitf, msitf_p48
+# MODEL: mstfn_8bit, mstfn_8bit_bars, mstfn_6bit, mstfn_4bit, stifn_qp37, stifn_qp37_clean, stifn_medium_qp37, stifn_qp37_video, stifn_qp32, stifn_qp27, stifn_qp22, stifn_qp{37,32,27,22}_motion, stifn_qp37_strided, stifn_qp37_pans, stifn_qp{37,32,27,22}_extra, stifn_qp{37,32,27,22}_long, stifn_qp{37,32,27,22}_more, stifn_qp{37,32,27,22}_p112, msitf, msitf_p48
 # Rerunning resumes; MINUTES is the run's total budget (summed over resumes), so raise it to go on.
 # STEPS=N overrides the length of the cosine schedule (a resumed run follows the new length: a
 # shorter one anneals the learning rate now, a longer one raises it again).
@@ -109,19 +109,17 @@ case "$model" in
         vsr train --task stifn --config lite --qp "$qp" --init "checkpoints/stifn_qp${qp}_extra/last.pt" --shrink-videos 2 \
             --video-segments 6 --data "${train_rgb[@]}" "${extra[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 --loss mse \
             --steps "${STEPS:-3000}" --lr "$([ "$qp" = 37 ] && echo 2e-4 || echo 1e-4)" --val-every 250 "${common[@]}" ;;
-    stifn_qp37_more|stifn_qp32_more|stifn_qp27_more|stifn_qp22_more)  # each *_long run fine-tuned with PsychoPy's
-        # testMovie.mp4 added (another webcam recording, 237 frames: 2 more clips, 54 in all, 36 of them real video)
-        qp="${model#stifn_qp}"; qp="${qp%_more}"
+    stifn_qp37_more|stifn_qp32_more|stifn_qp27_more|stifn_qp22_more|stifn_qp37_p112|stifn_qp32_p112|stifn_qp27_p112|stifn_qp22_p112)
+        # each *_long run fine-tuned with PsychoPy's testMovie.mp4 added (another webcam recording, 237 frames: 2 more
+        # clips, 54 in all, 36 of them real video); *_p112 on 112x112 patches, batch 3 (15 % more pixels a step):
+        # STIFN lite sees 15 px around a pixel, so on 64x64 patches 72 % of the scored pixels see a padded border,
+        # on 112x112 46 %
+        qp="${model#stifn_qp}"; qp="${qp%_*}"
+        size=(--batch 8 --patch 64); [ "${model##*_}" = p112 ] && size=(--batch 3 --patch 112)
         require "${camera_clips[@]}"
         vsr train --task stifn --config lite --qp "$qp" --init "checkpoints/stifn_qp${qp}_long/last.pt" --shrink-videos 2 \
-            --video-segments 6 --data "${train_rgb[@]}" "${camera_clips[@]}" "${stifn_extra[@]}" --batch 8 --patch 64 \
+            --video-segments 6 --data "${train_rgb[@]}" "${camera_clips[@]}" "${stifn_extra[@]}" "${size[@]}" \
             --loss mse --steps "${STEPS:-2500}" --lr "$([ "$qp" = 37 ] && echo 1e-4 || echo 5e-5)" --val-every 250 "${common[@]}" ;;
-    stifn_qp37_p112)  # stifn_qp37_more on 112x112 patches, batch 3 (15 % more pixels a step): STIFN lite sees 15 px
-        # around a pixel, so on 64x64 patches 72 % of the scored pixels see a padded border, on 112x112 46 %
-        require "${camera_clips[@]}"
-        vsr train --task stifn --config lite --qp 37 --init checkpoints/stifn_qp37_long/last.pt --shrink-videos 2 \
-            --video-segments 6 --data "${train_rgb[@]}" "${camera_clips[@]}" "${stifn_extra[@]}" --batch 3 --patch 112 \
-            --loss mse --steps "${STEPS:-2500}" --lr 1e-4 --val-every 250 "${common[@]}" ;;
     msitf)  # a fresh network shrinks its residual to nothing and stays there (300 steps at lr 2e-4, eps 1e-8, with
         # Charbonnier or MSE); MSE with Adam's eps at 1e-12 and lr 5e-4 was the first to leave it (docs/training.md)
         vsr train --task msitf --config small --degradation bd --data "${train_rgb[@]}" --batch 4 --patch 24 \
